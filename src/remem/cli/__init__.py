@@ -1,0 +1,15 @@
+"""The ``remem`` command line (Typer + rich). It holds no logic: each command calls the library API and the
+edge translates :class:`~remem.errors.RememError` into one red line and a non-zero exit (a traceback only with
+``--debug``).
+
+Command groups live in their own modules and register themselves on :data:`app` when imported below.
+"""
+
+from __future__ import annotations
+
+from .app import app, main
+
+# Importing a module registers its commands on ``app``.
+from . import commands  # noqa: E402,F401
+
+__all__ = ["app", "main"]

@@ -1,0 +1,70 @@
+"""Configuration: explicit arguments first, then ``REMEM_*`` environment variables, then defaults.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``REMEM_HOME`` | ``~/.remem`` | data directory (embedded store, history database, pending queue) |
+| ``REMEM_EMBEDDER`` | ``local`` | embedder spec, e.g. ``fake``, ``openai:text-embedding-3-small`` |
+| ``REMEM_EMBEDDER_DIMENSIONS`` | unset | pinned output dimension for embedders that support it |
+| ``REMEM_STORE`` | ``edge`` | ``edge`` or ``qdrant`` |
+| ``REMEM_QDRANT_URL`` | unset | Qdrant server/cluster URL (selects the ``qdrant`` store), or ``:memory:`` |
+| ``REMEM_QDRANT_API_KEY`` | unset | API key for the Qdrant server |
+| ``REMEM_COLLECTION`` | ``memories`` | collection name (qdrant store) |
+| ``REMEM_MAX_TEXT_CHARS`` | ``16000`` | longest memory text accepted |
+| ``REMEM_LM`` | unset | default language model for the LLM pipeline |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else None
+
+
+def default_home() -> Path:
+    return Path(_env("REMEM_HOME") or Path.home() / ".remem").expanduser()
+
+
+class Settings(BaseModel):
+    """Resolved configuration of one :class:`remem.Memory`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    home: Path = Field(default_factory=default_home)
+    embedder: str = "local"
+    embedder_dimensions: int | None = None
+    store: str = "edge"
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    collection: str = "memories"
+    max_text_chars: int = 16_000
+    lm: str | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from ``REMEM_*`` variables; keyword arguments that are not None win."""
+        values: dict[str, object] = {}
+        env_map = {
+            "home": "REMEM_HOME",
+            "embedder": "REMEM_EMBEDDER",
+            "embedder_dimensions": "REMEM_EMBEDDER_DIMENSIONS",
+            "store": "REMEM_STORE",
+            "qdrant_url": "REMEM_QDRANT_URL",
+            "qdrant_api_key": "REMEM_QDRANT_API_KEY",
+            "collection": "REMEM_COLLECTION",
+            "max_text_chars": "REMEM_MAX_TEXT_CHARS",
+            "lm": "REMEM_LM",
+        }
+        for field, var in env_map.items():
+            env_value = _env(var)
+            if env_value is not None:
+                values[field] = env_value
+        if "qdrant_url" in values and "store" not in values:
+            values["store"] = "qdrant"
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)

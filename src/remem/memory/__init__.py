@@ -1,0 +1,6 @@
+"""The memory facades (sync and async)."""
+
+from .aio import AsyncMemory
+from .core import Memory
+
+__all__ = ["AsyncMemory", "Memory"]

@@ -1,0 +1,60 @@
+""":class:`AsyncMemory`: the same API for asyncio code.
+
+The embedded store, SQLite and the ONNX embedder are synchronous libraries, so every method runs the
+corresponding :class:`~remem.memory.core.Memory` method in a worker thread: there is exactly one
+implementation of the logic, and the event loop is never blocked. Per-user write ordering is kept by the
+sync layer's locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from .core import Memory
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _offload(method: Callable[P, R]) -> Callable[..., Any]:
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def wrapper(self: AsyncMemory, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(getattr(self.sync, name), *args, **kwargs)
+
+    return wrapper
+
+
+class AsyncMemory:
+    """Async facade over :class:`Memory`; takes the same constructor arguments, or ``sync=`` an existing one."""
+
+    def __init__(self, *args: Any, sync: Memory | None = None, **kwargs: Any) -> None:
+        self.sync = sync if sync is not None else Memory(*args, **kwargs)
+
+    add = _offload(Memory.add)
+    add_records = _offload(Memory.add_records)
+    search = _offload(Memory.search)
+    get = _offload(Memory.get)
+    list = _offload(Memory.list)
+    update = _offload(Memory.update)
+    delete = _offload(Memory.delete)
+    restore = _offload(Memory.restore)
+    history = _offload(Memory.history)
+    forget_user = _offload(Memory.forget_user)
+    export = _offload(Memory.export)
+    import_ = _offload(Memory.import_)
+    stats = _offload(Memory.stats)
+    users = _offload(Memory.users)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.sync.close)
+
+    async def __aenter__(self) -> AsyncMemory:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,464 @@
+"""The :class:`Memory` facade: the library's one entry point.
+
+It composes an embedder, a vector store and the history log, and owns the rules that make remem trustworthy:
+every read and write is scoped to a ``user_id`` given by the host; every change is a history event; an update
+keeps the memory id; a delete is a tombstone that :meth:`restore` undoes; :meth:`forget_user` erases for real.
+
+Writes for one user are serialised by a per-user lock (history and store change together); reads take no lock.
+The history event is written in the same SQLite transaction that wraps the store write: if the store write
+fails, the event is rolled back, so history never records a change that did not happen.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from ..config import Settings
+from ..embedders import Embedder, get_embedder
+from ..errors import ConfigurationError, NotFoundError, ValidationError
+from ..history import History
+from ..models import (
+    AddResult,
+    EventType,
+    ForgetResult,
+    HistoryEvent,
+    MemoryEvent,
+    MemoryKind,
+    MemoryRecord,
+    Message,
+    Page,
+    SearchHit,
+    Stats,
+    as_utc,
+    content_hash,
+    utcnow,
+)
+from ..retrieval.fusion import fuse_rrf
+from ..stores import MemoryFilter, StoreQuery, VectorStore, stores
+from ..validation import (
+    MessagesInput,
+    check_categories,
+    check_limit,
+    check_range,
+    check_text,
+    check_user_id,
+    to_messages,
+)
+
+Progress = Callable[[int, int], None]
+SearchMode = Literal["hybrid", "dense", "bm25"]
+
+#: How many candidates each signal contributes before fusion, relative to ``limit``.
+CANDIDATE_FACTOR = 3
+MIN_CANDIDATES = 30
+
+# Aliases: inside the class, ``list`` names the method, not the builtin.
+Hits = list[SearchHit]
+Events = list[HistoryEvent]
+Users = list[str]
+
+
+class Memory:
+    """Long-term, per-user memory.
+
+    ``Memory()`` uses the embedded default: the ``local`` ONNX embedder and the ``edge`` store under
+    ``REMEM_HOME`` (``~/.remem``). Pass ``embedder``/``store`` as spec strings (``"fake"``,
+    ``"qdrant:http://host:6333"``, ``"qdrant::memory:"``) or as objects.
+    """
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        *,
+        embedder: str | Embedder | None = None,
+        store: str | VectorStore | None = None,
+        settings: Settings | None = None,
+        history: History | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env(
+            home=Path(home) if home is not None else None,
+            embedder=embedder if isinstance(embedder, str) else None,
+            store=store if isinstance(store, str) else None,
+        )
+        self.home = Path(self.settings.home).expanduser()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.embedder: Embedder = (
+            embedder
+            if embedder is not None and not isinstance(embedder, str)
+            else get_embedder(self.settings.embedder, dimensions=self.settings.embedder_dimensions)
+        )
+        self._check_embedder_matches_home()
+        if store is not None and not isinstance(store, str):
+            self.store: VectorStore = store
+        else:
+            spec = self.settings.store
+            if spec == "qdrant" and self.settings.qdrant_url:
+                spec = f"qdrant:{self.settings.qdrant_url}"
+            self.store = stores.create(
+                spec,
+                dimensions=self.embedder.dimensions,
+                home=self.home,
+                collection=self.settings.collection,
+                api_key=self.settings.qdrant_api_key,
+            )
+        self.log = history or History(self.home / "history.sqlite3")
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._locks_guard = threading.Lock()
+        self.pipeline: Any = None  # set by remem.pipeline when an LM is configured (infer=True)
+
+    # -- plumbing ------------------------------------------------------------------------------------------
+    def _check_embedder_matches_home(self) -> None:
+        """Refuse to mix vectors of two models in one data directory (search would silently degrade)."""
+        meta_path = self.home / "remem.json"
+        current = {"embedder": self.embedder.name, "dimensions": self.embedder.dimensions}
+        if meta_path.exists():
+            stored = json.loads(meta_path.read_text())
+            if stored.get("embedder") != current["embedder"]:
+                raise ConfigurationError(
+                    f"{self.home} was built with embedder {stored.get('embedder')!r}, not {current['embedder']!r};"
+                    " use that embedder, or export and import into a new REMEM_HOME",
+                    stored=stored,
+                )
+        else:
+            meta_path.write_text(json.dumps(current))
+
+    @contextmanager
+    def user_lock(self, user_id: str) -> Iterator[None]:
+        """Serialise writes of one user (used by the pipeline too)."""
+        with self._locks_guard:
+            lock = self._locks[user_id]
+        with lock:
+            yield
+
+    def _text(self, text: object, what: str = "memory text") -> str:
+        return check_text(text, self.settings.max_text_chars, what)
+
+    def _live(self, user_id: str, **kw: Any) -> MemoryFilter:
+        return MemoryFilter(user_id=user_id, **kw)
+
+    def _require(self, memory_id: str, user_id: str, *, deleted: bool | None = False) -> MemoryRecord:
+        if not isinstance(memory_id, str) or not memory_id:
+            raise ValidationError(f"invalid memory id {memory_id!r}")
+        found = self.store.get([memory_id], MemoryFilter(user_id=user_id, deleted=deleted))
+        if not found:
+            state = {False: "live ", True: "deleted ", None: ""}[deleted]
+            raise NotFoundError(f"no {state}memory {memory_id} for user {user_id}", memory_id=memory_id)
+        return found[0]
+
+    def _commit(self, records: Sequence[MemoryRecord], events: Sequence[HistoryEvent], *, embed: bool) -> None:
+        """Write records to the store and their events to history, atomically from history's point of view."""
+        vectors = self.embedder.embed([r.text for r in records]) if embed else None
+        with self.log.transaction() as conn:
+            self.log.record(events, conn)
+            if vectors is not None:
+                self.store.upsert(records, vectors)
+            else:
+                self.store.set_payload(records)
+
+    def find_duplicate(self, user_id: str, text: str) -> MemoryRecord | None:
+        """A live memory of this user with the same normalised text, if any."""
+        found = self.store.scroll(self._live(user_id, hash=content_hash(text)), offset=0, limit=1)
+        return found[0] if found else None
+
+    # -- writes --------------------------------------------------------------------------------------------
+    def add(
+        self,
+        messages: MessagesInput,
+        *,
+        user_id: str,
+        metadata: dict[str, Any] | None = None,
+        categories: Sequence[str] | None = None,
+        session_id: str | None = None,
+        infer: bool = False,
+        actor: str = "api",
+        progress: Progress | None = None,
+    ) -> AddResult:
+        """Store memories for ``user_id``.
+
+        ``infer=False`` (raw mode): each message becomes one memory — a plain string is a ``fact``, a message is
+        an ``episode`` with its speaker, timestamp and id as source. Exact duplicates (same normalised text, same
+        user, live) are not stored twice: they yield a NOOP event naming the existing memory.
+        ``infer=True`` runs the LLM pipeline (extraction + maintenance); it needs an LM (see ``remem.pipeline``).
+        All input is validated before anything is written.
+        """
+        user_id = check_user_id(user_id)
+        cats = check_categories(categories)
+        is_plain_text = isinstance(messages, str)
+        msgs = to_messages(messages)
+        for i, m in enumerate(msgs):
+            self._text(m.content, f"message {i} content")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValidationError("metadata must be a JSON object")
+        try:
+            json.dumps(metadata or {})
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"metadata is not JSON-serialisable: {exc}") from exc
+        if infer:
+            if self.pipeline is None:
+                raise ConfigurationError("add(infer=True) needs a language model: see remem.pipeline / --lm")
+            result: AddResult = self.pipeline.add(
+                msgs, user_id=user_id, metadata=metadata, categories=cats, session_id=session_id, actor=actor
+            )
+            return result
+        kind: MemoryKind = "fact" if is_plain_text else "episode"
+        records = [
+            MemoryRecord(
+                user_id=user_id,
+                text=m.content.strip(),
+                kind=kind,
+                categories=cats,
+                observed_at=m.timestamp,
+                source_ids=[m.id] if m.id else [],
+                role=None if is_plain_text else m.role,
+                speaker=m.name,
+                session_id=session_id,
+                metadata=dict(metadata or {}),
+            )
+            for m in msgs
+        ]
+        return self.add_records(records, actor=actor, progress=progress)
+
+    def add_records(
+        self, records: Sequence[MemoryRecord], *, actor: str = "api", progress: Progress | None = None,
+        dedupe: bool = True, batch_size: int = 256,
+    ) -> AddResult:
+        """Insert prepared records (same user checks and dedupe as :meth:`add`), in batches."""
+        result = AddResult()
+        total = len(records)
+        for start in range(0, total, batch_size):
+            batch = list(records[start : start + batch_size])
+            by_user: defaultdict[str, list[MemoryRecord]] = defaultdict(list)
+            for r in batch:
+                by_user[check_user_id(r.user_id)].append(r)
+            for user_id, user_records in by_user.items():
+                with self.user_lock(user_id):
+                    fresh: list[MemoryRecord] = []
+                    seen: dict[str, MemoryRecord] = {}
+                    for r in user_records:
+                        existing = seen.get(r.hash) or (self.find_duplicate(user_id, r.text) if dedupe else None)
+                        if dedupe and existing is not None:
+                            result.events.append(
+                                MemoryEvent(event=EventType.NOOP, memory_id=existing.id, text=r.text,
+                                            reason="duplicate of an existing memory")
+                            )
+                            continue
+                        seen[r.hash] = r
+                        fresh.append(r)
+                    events = [
+                        HistoryEvent(memory_id=r.id, user_id=user_id, event=EventType.ADD, new_text=r.text,
+                                     actor=actor, created_at=r.created_at, snapshot=r)
+                        for r in fresh
+                    ]
+                    self._commit(fresh, events, embed=True)
+                    result.events.extend(
+                        MemoryEvent(event=EventType.ADD, memory_id=r.id, text=r.text) for r in fresh
+                    )
+            if progress is not None:
+                progress(min(start + batch_size, total), total)
+        return result
+
+    def update(
+        self,
+        memory_id: str,
+        text: str | None = None,
+        *,
+        user_id: str,
+        categories: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        observed_at: datetime | None = None,
+        actor: str = "api",
+        reason: str | None = None,
+    ) -> MemoryRecord:
+        """Change a memory in place: same id, new text re-embedded, version + 1, old text kept in history."""
+        user_id = check_user_id(user_id)
+        new_text = self._text(text) if text is not None else None
+        cats = check_categories(categories) if categories is not None else None
+        with self.user_lock(user_id):
+            old = self._require(memory_id, user_id)
+            changes: dict[str, Any] = {"updated_at": utcnow(), "version": old.version + 1}
+            if new_text is not None:
+                changes.update(text=new_text, hash=content_hash(new_text))
+            if cats is not None:
+                changes["categories"] = cats
+            if metadata is not None:
+                changes["metadata"] = {**old.metadata, **metadata}
+            if observed_at is not None:
+                changes["observed_at"] = as_utc(observed_at)
+            new = old.model_copy(update=changes)
+            event = HistoryEvent(memory_id=old.id, user_id=user_id, event=EventType.UPDATE, old_text=old.text,
+                                 new_text=new.text, actor=actor, reason=reason, created_at=new.updated_at,
+                                 snapshot=new)
+            self._commit([new], [event], embed=new_text is not None and new_text != old.text)
+        return new
+
+    def delete(self, memory_id: str, *, user_id: str, actor: str = "api", reason: str | None = None) -> MemoryRecord:
+        """Soft delete: hidden from search and list, kept with its history, undone by :meth:`restore`."""
+        user_id = check_user_id(user_id)
+        with self.user_lock(user_id):
+            old = self._require(memory_id, user_id)
+            now = utcnow()
+            new = old.model_copy(update={"deleted_at": now, "updated_at": now})
+            event = HistoryEvent(memory_id=old.id, user_id=user_id, event=EventType.DELETE, old_text=old.text,
+                                 actor=actor, reason=reason, created_at=now, snapshot=new)
+            self._commit([new], [event], embed=False)
+        return new
+
+    def restore(self, memory_id: str, *, user_id: str, actor: str = "api", reason: str | None = None) -> MemoryRecord:
+        """Undo a soft delete. Restoring text a live memory already holds is refused (it would duplicate it)."""
+        user_id = check_user_id(user_id)
+        with self.user_lock(user_id):
+            old = self._require(memory_id, user_id, deleted=True)
+            twin = self.find_duplicate(user_id, old.text)
+            if twin is not None:
+                raise ValidationError(
+                    f"cannot restore {memory_id}: live memory {twin.id} has the same text", duplicate_of=twin.id
+                )
+            now = utcnow()
+            new = old.model_copy(update={"deleted_at": None, "updated_at": now})
+            event = HistoryEvent(memory_id=old.id, user_id=user_id, event=EventType.RESTORE, new_text=new.text,
+                                 actor=actor, reason=reason, created_at=now, snapshot=new)
+            self._commit([new], [event], embed=False)
+        return new
+
+    def forget_user(self, user_id: str) -> ForgetResult:
+        """Erase a user everywhere: vector store points (live and deleted), history, and registered extras."""
+        user_id = check_user_id(user_id)
+        with self.user_lock(user_id):
+            memories = self.store.delete_user(user_id)
+            removed = self.log.forget_user(user_id)
+        events = removed.pop("history_events", 0)
+        return ForgetResult(user_id=user_id, memories=memories, history_events=events, other=removed)
+
+    # -- reads ---------------------------------------------------------------------------------------------
+    def get(self, memory_id: str, *, user_id: str, include_deleted: bool = False) -> MemoryRecord:
+        return self._require(memory_id, check_user_id(user_id), deleted=None if include_deleted else False)
+
+    def list(
+        self,
+        *,
+        user_id: str,
+        offset: int = 0,
+        limit: int = 50,
+        categories: Sequence[str] | None = None,
+        kinds: Sequence[MemoryKind] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        deleted: bool | None = False,
+        order: Literal["asc", "desc"] = "desc",
+    ) -> Page:
+        """A page of a user's memories, newest first by default (``deleted=True``: the trash; None: all)."""
+        user_id = check_user_id(user_id)
+        check_limit(limit)
+        if not isinstance(offset, int) or offset < 0:
+            raise ValidationError(f"offset must be a non-negative integer, got {offset!r}")
+        check_range(since, until)
+        flt = MemoryFilter(
+            user_id=user_id, categories=check_categories(categories) or None, kinds=kinds,
+            since=as_utc(since) if since else None, until=as_utc(until) if until else None, deleted=deleted,
+        )
+        total = self.store.count(flt)
+        items = self.store.scroll(flt, offset=offset, limit=limit, order=order)
+        next_offset = offset + len(items) if offset + len(items) < total else None
+        return Page(items=items, next_offset=next_offset, total=total)
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str,
+        limit: int = 10,
+        categories: Sequence[str] | None = None,
+        kinds: Sequence[MemoryKind] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        threshold: float | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> Hits:
+        """The user's memories most relevant to ``query``.
+
+        ``hybrid`` (default) fuses dense cosine and BM25 rankings with reciprocal-rank fusion; ``dense`` and
+        ``bm25`` use one signal. ``threshold`` is a minimum cosine similarity between query and memory: hits
+        below it are dropped whichever signal found them. ``since``/``until`` filter on ``observed_at``
+        (else ``created_at``).
+        """
+        user_id = check_user_id(user_id)
+        query = self._text(query, "query")
+        check_limit(limit)
+        check_range(since, until)
+        if mode not in ("hybrid", "dense", "bm25"):
+            raise ValidationError(f"unknown search mode {mode!r}")
+        flt = MemoryFilter(
+            user_id=user_id, categories=check_categories(categories) or None, kinds=kinds,
+            since=as_utc(since) if since else None, until=as_utc(until) if until else None,
+        )
+        depth = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES)
+        vector = self.embedder.embed([query])[0] if mode != "bm25" or threshold is not None else None
+        signals = {}
+        if mode in ("hybrid", "dense"):
+            signals["dense"] = self.store.query(StoreQuery(filter=flt, limit=depth, dense=vector))
+        if mode in ("hybrid", "bm25"):
+            signals["bm25"] = self.store.query(StoreQuery(filter=flt, limit=depth, text=query))
+        hits = fuse_rrf(signals)
+        if threshold is not None and vector is not None:
+            missing = [h for h in hits if "dense" not in h.signals]
+            if missing:
+                sims = self.embedder.embed([h.record.text for h in missing]) @ vector
+                for h, sim in zip(missing, sims, strict=True):
+                    h.signals["dense"] = float(sim)
+            hits = [h for h in hits if h.signals["dense"] >= threshold]
+        return hits[:limit]
+
+    def history(self, memory_id: str, *, user_id: str) -> Events:
+        """Every recorded change of one memory, oldest first (NotFoundError if the user has no such memory)."""
+        user_id = check_user_id(user_id)
+        events = self.log.for_memory(memory_id, user_id)
+        if not events:
+            raise NotFoundError(f"no history for memory {memory_id} of user {user_id}", memory_id=memory_id)
+        return events
+
+    def users(self) -> Users:
+        """Every user id with recorded memories (admin)."""
+        return self.log.users()
+
+    def stats(self) -> Stats:
+        live = self.store.count(MemoryFilter(user_id=None, all_users=True, deleted=False))
+        deleted = self.store.count(MemoryFilter(user_id=None, all_users=True, deleted=True))
+        return Stats(
+            users=len(self.users()), memories=live, deleted=deleted, history_events=self.log.count(),
+            store=self.store.name, embedder=self.embedder.name, data_dir=str(self.home),
+        )
+
+    # -- transfer ------------------------------------------------------------------------------------------
+    def export(self, path: str | Path, *, user_id: str | None = None) -> int:
+        """Write memories (live and deleted) and their history as JSONL; ``user_id=None`` exports everyone."""
+        from ..transfer import export_jsonl
+
+        return export_jsonl(self, Path(path), user_id=None if user_id is None else check_user_id(user_id))
+
+    def import_(
+        self, path: str | Path, *, overwrite: bool = False, progress: Progress | None = None
+    ) -> dict[str, int]:
+        """Load an export file. The whole file is validated first: a bad line means nothing is written."""
+        from ..transfer import import_jsonl
+
+        return import_jsonl(self, Path(path), overwrite=overwrite, progress=progress)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self.pipeline is not None and hasattr(self.pipeline, "close"):
+            self.pipeline.close()
+        self.store.close()
+        self.log.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,38 @@
+"""Vector stores behind one contract: ``edge`` (embedded Qdrant, default) and ``qdrant`` (qdrant-client)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..registry import Registry
+from .base import MemoryFilter, ScoredRecord, StoreQuery, VectorStore
+
+stores: Registry[VectorStore] = Registry("store")
+
+
+@stores.register("edge")
+def _edge(location: str | None, *, dimensions: int, home: Path | None = None, **_: Any) -> VectorStore:
+    from .edge import EdgeStore
+
+    path = Path(location) if location else Path(home or ".") / "edge"
+    return EdgeStore(path, dimensions)
+
+
+@stores.register("qdrant")
+def _qdrant(
+    location: str | None,
+    *,
+    dimensions: int,
+    home: Path | None = None,
+    collection: str = "memories",
+    api_key: str | None = None,
+    **_: Any,
+) -> VectorStore:
+    from .qdrant import QdrantStore
+
+    return QdrantStore(location or str(Path(home or ".") / "qdrant-local"), dimensions, collection=collection,
+                       api_key=api_key)
+
+
+__all__ = ["MemoryFilter", "ScoredRecord", "StoreQuery", "VectorStore", "stores"]

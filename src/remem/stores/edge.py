@@ -1,0 +1,251 @@
+"""The default store: Qdrant's engine embedded in-process (``qdrant-edge-py``), persisted on disk.
+
+One shard per data directory; one process per directory (enforced with an OS file lock, so a second process
+gets a clear :class:`~remem.errors.StoreLockedError` instead of corrupting the WAL). Within the process the shard
+is shared by all threads: writes are serialised by a lock, reads run concurrently with each other.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import StoreError, StoreLockedError
+from ..models import MemoryRecord
+from .base import (
+    STATE_FIELD,
+    INDEXES,
+    TIME_FIELD,
+    MemoryFilter,
+    ScoredRecord,
+    StoreQuery,
+    from_payload,
+    iso,
+    sparse_document,
+    sparse_query,
+    to_payload,
+)
+
+DENSE = "dense"
+SPARSE = "bm25"
+
+
+class _DirectoryLock:
+    """An exclusive, non-blocking ``flock`` on ``<dir>/.lock``; released when the process exits."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / ".lock"
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self._fd)
+            raise StoreLockedError(
+                f"the data directory {directory} is in use by another process (pid {holder}); the embedded "
+                "store allows one process per directory — use `remem serve` and talk to it, or a Qdrant server",
+                path=str(directory),
+                pid=holder,
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+class EdgeStore:
+    """:class:`~remem.stores.base.VectorStore` on an embedded Qdrant edge shard at ``path``."""
+
+    name = "edge"
+
+    def __init__(self, path: str | Path, dimensions: int) -> None:
+        import qdrant_edge as q
+
+        self._q = q
+        self.path = Path(path)
+        self.dimensions = dimensions
+        self._lock_file = _DirectoryLock(self.path)
+        self._write = threading.Lock()
+        shard_dir = self.path / "shard"
+        try:
+            if (shard_dir / "edge_config.json").exists():
+                self._shard = q.EdgeShard.load(str(shard_dir))
+                self._check_dimensions(shard_dir)
+            else:
+                config = q.EdgeConfig(
+                    vectors={DENSE: q.EdgeVectorParams(size=dimensions, distance=q.Distance.Cosine)},
+                    sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+                )
+                self._shard = q.EdgeShard.create(str(shard_dir), config)
+                self._create_indexes()
+        except StoreError:
+            self._lock_file.release()
+            raise
+        except Exception as exc:
+            self._lock_file.release()
+            raise StoreError(f"cannot open the embedded store at {shard_dir}: {exc}") from exc
+
+    def _check_dimensions(self, shard_dir: Path) -> None:
+        import json
+
+        config = json.loads((shard_dir / "edge_config.json").read_text())
+        size = config.get("vectors", {}).get(DENSE, {}).get("size")
+        if size is not None and int(size) != self.dimensions:
+            self._shard.close()
+            raise StoreError(
+                f"the store at {shard_dir} holds {size}-d vectors but the embedder makes {self.dimensions}-d "
+                "ones; use the embedder it was built with, or export, then import into a new REMEM_HOME",
+                stored=size,
+                embedder=self.dimensions,
+            )
+
+    def _create_indexes(self) -> None:
+        q = self._q
+        for field, kind in INDEXES.items():
+            schema: Any
+            if kind == "tenant":
+                schema = q.KeywordIndexParams(is_tenant=True)
+            elif kind == "keyword":
+                schema = q.PayloadSchemaType.Keyword
+            elif kind == "datetime":
+                schema = q.PayloadSchemaType.Datetime
+            else:
+                raise AssertionError(kind)
+            self._shard.update(q.UpdateOperation.create_field_index(field, schema))
+
+    # -- filters -------------------------------------------------------------------------------------------
+    def _filter(self, flt: MemoryFilter) -> Any:
+        q = self._q
+        must: list[Any] = []
+        if flt.user_id is not None:
+            must.append(q.FieldCondition(key="user_id", match=q.MatchValue(flt.user_id)))
+        if flt.categories:
+            must.append(q.FieldCondition(key="categories", match=q.MatchAny(list(flt.categories))))
+        if flt.kinds:
+            must.append(q.FieldCondition(key="kind", match=q.MatchAny(list(flt.kinds))))
+        if flt.session_id is not None:
+            must.append(q.FieldCondition(key="session_id", match=q.MatchValue(flt.session_id)))
+        if flt.hash is not None:
+            must.append(q.FieldCondition(key="hash", match=q.MatchValue(flt.hash)))
+        if flt.since is not None or flt.until is not None:
+            must.append(
+                q.FieldCondition(
+                    key=TIME_FIELD,
+                    range=q.RangeDateTime(
+                        gte=iso(flt.since) if flt.since else None, lte=iso(flt.until) if flt.until else None
+                    ),
+                )
+            )
+        if flt.deleted is not None:
+            must.append(q.FieldCondition(key=STATE_FIELD, match=q.MatchValue("deleted" if flt.deleted else "live")))
+        if flt.ids is not None:
+            must.append(q.HasIdCondition(set(flt.ids)))
+        return q.Filter(must=must) if must else None
+
+    # -- writes --------------------------------------------------------------------------------------------
+    def _points(self, records: Sequence[MemoryRecord], vectors: np.ndarray) -> list[Any]:
+        q = self._q
+        points = []
+        for record, vector in zip(records, vectors, strict=True):
+            indices, values = sparse_document(record.text)
+            points.append(
+                q.Point(
+                    id=record.id,
+                    vector={DENSE: vector.tolist(), SPARSE: q.SparseVector(indices=indices, values=values)},
+                    payload=to_payload(record),
+                )
+            )
+        return points
+
+    def upsert(self, records: Sequence[MemoryRecord], vectors: np.ndarray) -> None:
+        if not records:
+            return
+        points = self._points(records, vectors)
+        with self._write:
+            self._shard.update(self._q.UpdateOperation.upsert_points(points))
+
+    def set_payload(self, records: Sequence[MemoryRecord]) -> None:
+        with self._write:
+            for record in records:
+                self._shard.update(self._q.UpdateOperation.overwrite_payload([record.id], to_payload(record)))
+
+    def delete(self, ids: Sequence[str], flt: MemoryFilter) -> None:
+        if not ids:
+            return
+        scoped = MemoryFilter(**{**flt.__dict__, "ids": list(ids), "deleted": None})
+        with self._write:
+            self._shard.update(self._q.UpdateOperation.delete_points_by_filter(self._filter(scoped)))
+
+    def delete_user(self, user_id: str) -> int:
+        flt = MemoryFilter(user_id=user_id, deleted=None)
+        with self._write:
+            removed = self.count(flt)
+            self._shard.update(self._q.UpdateOperation.delete_points_by_filter(self._filter(flt)))
+        return removed
+
+    # -- reads ---------------------------------------------------------------------------------------------
+    def get(self, ids: Sequence[str], flt: MemoryFilter) -> list[MemoryRecord]:
+        if not ids:
+            return []
+        scoped = MemoryFilter(**{**flt.__dict__, "ids": list(ids)})
+        points, _ = self._shard.scroll(
+            self._q.ScrollRequest(limit=len(ids), filter=self._filter(scoped), with_payload=True, with_vector=False)
+        )
+        by_id = {str(p.id): from_payload(p.payload) for p in points}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def query(self, q: StoreQuery) -> list[ScoredRecord]:
+        qe = self._q
+        if q.dense is not None:
+            query = qe.Query.Nearest(np.asarray(q.dense, dtype=np.float32).tolist(), using=DENSE)
+        elif q.text is not None:
+            indices, values = sparse_query(q.text)
+            if not indices:
+                return []
+            query = qe.Query.Nearest(qe.SparseVector(indices=indices, values=values), using=SPARSE)
+        else:
+            raise StoreError("StoreQuery needs dense or text")
+        points = self._shard.query(
+            qe.QueryRequest(limit=q.limit, query=query, filter=self._filter(q.filter), with_payload=True)
+        )
+        return [ScoredRecord(from_payload(p.payload), float(p.score)) for p in points]
+
+    def scroll(
+        self, flt: MemoryFilter, *, offset: int, limit: int, order: Literal["asc", "desc"] = "desc"
+    ) -> list[MemoryRecord]:
+        qe = self._q
+        if limit <= 0:
+            return []
+        direction = qe.Direction.Desc if order == "desc" else qe.Direction.Asc
+        points, _ = self._shard.scroll(
+            qe.ScrollRequest(
+                limit=offset + limit,
+                filter=self._filter(flt),
+                with_payload=True,
+                with_vector=False,
+                order_by=qe.OrderBy(TIME_FIELD, direction=direction),
+            )
+        )
+        return [from_payload(p.payload) for p in points[offset : offset + limit]]
+
+    def count(self, flt: MemoryFilter) -> int:
+        return int(self._shard.count(self._q.CountRequest(exact=True, filter=self._filter(flt))))
+
+    def close(self) -> None:
+        if getattr(self, "_shard", None) is not None:
+            with self._write:
+                self._shard.flush()
+                self._shard.close()
+                self._shard = None
+        self._lock_file.release()

@@ -1,0 +1,217 @@
+"""The ``qdrant`` store: ``qdrant-client`` against a Qdrant server or cluster (by URL), or its local mode.
+
+This is how a deployment outgrows one machine: the same contract as the embedded store, served by Qdrant.
+``location`` is a URL (``http://host:6333``), ``:memory:``, or a directory path (client local mode: every point
+in RAM, filters evaluated in Python — fine for tests and small data, not for a large embedded store).
+BM25 sparse vectors are computed client-side with the same Qdrant ``Bm25`` as the edge store, with the
+collection's IDF modifier, so both backends rank identically.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import StoreError
+from ..models import MemoryRecord
+from .base import (
+    STATE_FIELD,
+    INDEXES,
+    TIME_FIELD,
+    MemoryFilter,
+    ScoredRecord,
+    StoreQuery,
+    from_payload,
+    iso,
+    sparse_document,
+    sparse_query,
+    to_payload,
+)
+
+DENSE = "dense"
+SPARSE = "bm25"
+
+
+class QdrantStore:
+    name = "qdrant"
+
+    def __init__(
+        self,
+        location: str,
+        dimensions: int,
+        *,
+        collection: str = "memories",
+        api_key: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        from qdrant_client import QdrantClient
+        from qdrant_client import models as m
+
+        self._m = m
+        self.collection = collection
+        self.dimensions = dimensions
+        self.location = location
+        try:
+            if location == ":memory:":
+                self._client = QdrantClient(location=":memory:")
+            elif location.startswith(("http://", "https://")):
+                self._client = QdrantClient(url=location, api_key=api_key, timeout=int(timeout))
+            else:
+                self._client = QdrantClient(path=location)
+            self._ensure_collection()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot open Qdrant at {location}: {exc}", location=location) from exc
+
+    def _ensure_collection(self) -> None:
+        m = self._m
+        if self._client.collection_exists(self.collection):
+            info = self._client.get_collection(self.collection)
+            vectors = info.config.params.vectors
+            size = vectors[DENSE].size if isinstance(vectors, dict) else None
+            if size is not None and size != self.dimensions:
+                raise StoreError(
+                    f"collection {self.collection!r} holds {size}-d vectors but the embedder makes "
+                    f"{self.dimensions}-d ones",
+                    stored=size,
+                    embedder=self.dimensions,
+                )
+            return
+        self._client.create_collection(
+            self.collection,
+            vectors_config={DENSE: m.VectorParams(size=self.dimensions, distance=m.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+        )
+        with warnings.catch_warnings():  # local mode warns that payload indexes are no-ops there
+            warnings.simplefilter("ignore")
+            for field, kind in INDEXES.items():
+                schema: Any
+                if kind == "tenant":
+                    schema = m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True)
+                elif kind == "keyword":
+                    schema = m.PayloadSchemaType.KEYWORD
+                elif kind == "datetime":
+                    schema = m.PayloadSchemaType.DATETIME
+                else:
+                    raise AssertionError(kind)
+                self._client.create_payload_index(self.collection, field, field_schema=schema)
+
+    def _filter(self, flt: MemoryFilter) -> Any:
+        m = self._m
+        must: list[Any] = []
+        if flt.user_id is not None:
+            must.append(m.FieldCondition(key="user_id", match=m.MatchValue(value=flt.user_id)))
+        if flt.categories:
+            must.append(m.FieldCondition(key="categories", match=m.MatchAny(any=list(flt.categories))))
+        if flt.kinds:
+            must.append(m.FieldCondition(key="kind", match=m.MatchAny(any=list(flt.kinds))))
+        if flt.session_id is not None:
+            must.append(m.FieldCondition(key="session_id", match=m.MatchValue(value=flt.session_id)))
+        if flt.hash is not None:
+            must.append(m.FieldCondition(key="hash", match=m.MatchValue(value=flt.hash)))
+        if flt.since is not None or flt.until is not None:
+            must.append(
+                m.FieldCondition(
+                    key=TIME_FIELD,
+                    range=m.DatetimeRange(
+                        gte=iso(flt.since) if flt.since else None, lte=iso(flt.until) if flt.until else None
+                    ),
+                )
+            )
+        if flt.deleted is not None:
+            must.append(
+                m.FieldCondition(key=STATE_FIELD, match=m.MatchValue(value="deleted" if flt.deleted else "live"))
+            )
+        if flt.ids is not None:
+            must.append(m.HasIdCondition(has_id=list(flt.ids)))
+        return m.Filter(must=must) if must else None
+
+    def upsert(self, records: Sequence[MemoryRecord], vectors: np.ndarray) -> None:
+        if not records:
+            return
+        m = self._m
+        points = []
+        for record, vector in zip(records, vectors, strict=True):
+            indices, values = sparse_document(record.text)
+            points.append(
+                m.PointStruct(
+                    id=record.id,
+                    vector={DENSE: vector.tolist(), SPARSE: m.SparseVector(indices=indices, values=values)},
+                    payload=to_payload(record),
+                )
+            )
+        self._client.upsert(self.collection, points=points, wait=True)
+
+    def set_payload(self, records: Sequence[MemoryRecord]) -> None:
+        for record in records:
+            self._client.overwrite_payload(self.collection, payload=to_payload(record), points=[record.id], wait=True)
+
+    def delete(self, ids: Sequence[str], flt: MemoryFilter) -> None:
+        if not ids:
+            return
+        scoped = MemoryFilter(**{**flt.__dict__, "ids": list(ids), "deleted": None})
+        self._client.delete(
+            self.collection, points_selector=self._m.FilterSelector(filter=self._filter(scoped)), wait=True
+        )
+
+    def delete_user(self, user_id: str) -> int:
+        flt = MemoryFilter(user_id=user_id, deleted=None)
+        removed = self.count(flt)
+        self._client.delete(
+            self.collection, points_selector=self._m.FilterSelector(filter=self._filter(flt)), wait=True
+        )
+        return removed
+
+    def get(self, ids: Sequence[str], flt: MemoryFilter) -> list[MemoryRecord]:
+        if not ids:
+            return []
+        scoped = MemoryFilter(**{**flt.__dict__, "ids": list(ids)})
+        points, _ = self._client.scroll(
+            self.collection, scroll_filter=self._filter(scoped), limit=len(ids), with_payload=True
+        )
+        by_id = {str(p.id): from_payload(p.payload or {}) for p in points}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def query(self, q: StoreQuery) -> list[ScoredRecord]:
+        m = self._m
+        query: Any
+        if q.dense is not None:
+            query, using = np.asarray(q.dense, dtype=np.float32).tolist(), DENSE
+        elif q.text is not None:
+            indices, values = sparse_query(q.text)
+            if not indices:
+                return []
+            query, using = m.SparseVector(indices=indices, values=values), SPARSE
+        else:
+            raise StoreError("StoreQuery needs dense or text")
+        result = self._client.query_points(
+            self.collection, query=query, using=using, query_filter=self._filter(q.filter), limit=q.limit,
+            with_payload=True,
+        )
+        return [ScoredRecord(from_payload(p.payload or {}), float(p.score)) for p in result.points]
+
+    def scroll(
+        self, flt: MemoryFilter, *, offset: int, limit: int, order: Literal["asc", "desc"] = "desc"
+    ) -> list[MemoryRecord]:
+        m = self._m
+        if limit <= 0:
+            return []
+        direction = m.Direction.DESC if order == "desc" else m.Direction.ASC
+        points, _ = self._client.scroll(
+            self.collection,
+            scroll_filter=self._filter(flt),
+            limit=offset + limit,
+            with_payload=True,
+            order_by=m.OrderBy(key=TIME_FIELD, direction=direction),
+        )
+        return [from_payload(p.payload or {}) for p in points[offset : offset + limit]]
+
+    def count(self, flt: MemoryFilter) -> int:
+        return int(self._client.count(self.collection, count_filter=self._filter(flt), exact=True).count)
+
+    def close(self) -> None:
+        self._client.close()
