@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .app import app, main
 
-# Importing a module registers its commands on ``app``.
-from . import commands  # noqa: E402,F401
+# Importing a module registers its commands on ``app`` (or on ``bench_app`` for benchmarks).
+from . import bench, bench_data, bench_store, chat, commands, serve  # noqa: E402,F401
 
 __all__ = ["app", "main"]

@@ -1,0 +1,1 @@
+"""Benchmarks that ship with remem (``remem bench …``): each prints a table with a baseline from the same run."""
