@@ -11,7 +11,15 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from remem import Memory  # noqa: E402
+# Test data directories live on a RAM disk when there is one: the embedded store fsyncs each write (about 0.1 s
+# on a busy disk), and tests need no power-loss durability (a killed process keeps the page cache).
+# REMEM_TEST_TMP=disk keeps the system default.
+if os.environ.get("REMEM_TEST_TMP") != "disk" and os.access("/dev/shm", os.W_OK):
+    import tempfile
+
+    tempfile.tempdir = "/dev/shm"
+
+from remem import Memory
 
 
 @pytest.fixture(autouse=True)

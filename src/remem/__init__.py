@@ -43,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AddResult",
+    "Agent",
     "AsyncMemory",
     "ConfigurationError",
     "Embedder",
@@ -71,6 +72,15 @@ __all__ = [
     "StoreLockedError",
     "ValidationError",
     "VectorStore",
-    "get_embedder",
     "__version__",
+    "get_embedder",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``remem.Agent`` is imported on first use: the LLM pipeline needs DSPy (the ``remem[llm]`` extra)."""
+    if name == "Agent":
+        from .pipeline.agent import Agent
+
+        return Agent
+    raise AttributeError(f"module 'remem' has no attribute {name!r}")

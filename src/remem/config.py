@@ -19,6 +19,9 @@ import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from .errors import ConfigurationError
 
 
 def _env(name: str) -> str | None:
@@ -42,7 +45,7 @@ class Settings(BaseModel):
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
     collection: str = "memories"
-    max_text_chars: int = 16_000
+    max_text_chars: int = Field(default=16_000, ge=1)
     lm: str | None = None
 
     @classmethod
@@ -67,4 +70,10 @@ class Settings(BaseModel):
         if "qdrant_url" in values and "store" not in values:
             values["store"] = "qdrant"
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+        try:
+            return cls.model_validate(values)
+        except PydanticValidationError as exc:
+            problems = "; ".join(
+                f"{env_map.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else '?'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigurationError(f"invalid configuration: {problems}") from exc

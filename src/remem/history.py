@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+from .errors import StoreError
 from .models import EventType, HistoryEvent, MemoryRecord
 
 MIGRATIONS: list[tuple[int, str]] = [
@@ -61,16 +62,23 @@ class History:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
         self._lock = threading.RLock()
         self._erasers: dict[str, Eraser] = {}
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA busy_timeout=30000")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA secure_delete=ON")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self.migrate()
+        try:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the history database {self.path}: {exc}", path=self.path) from exc
+        try:
+            with self._lock:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA busy_timeout=30000")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.execute("PRAGMA secure_delete=ON")
+                self._conn.execute("PRAGMA foreign_keys=ON")
+                self.migrate()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreError(f"cannot prepare the history database {self.path}: {exc}", path=self.path) from exc
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -137,6 +145,13 @@ class History:
             return
         with self.transaction() as c:
             c.executemany(sql, rows)
+
+    def delete_memories(self, memory_ids: Sequence[str], conn: sqlite3.Connection) -> int:
+        """Drop every event of these memories (an import with ``overwrite`` replaces their history)."""
+        removed = 0
+        for memory_id in memory_ids:
+            removed += conn.execute("DELETE FROM events WHERE memory_id=?", (memory_id,)).rowcount
+        return removed
 
     @staticmethod
     def _row(row: tuple[object, ...]) -> HistoryEvent:

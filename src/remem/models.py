@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Literal
 
@@ -19,14 +19,14 @@ MemoryKind = Literal["episode", "fact"]
 
 def utcnow() -> datetime:
     """Now, UTC, microsecond precision (what every store round-trips losslessly)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(value: datetime) -> datetime:
     """A naive datetime is read as UTC; an aware one is converted to UTC."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def normalize_text(text: str) -> str:
@@ -93,7 +93,7 @@ class MemoryRecord(_Model):
     def _utc(cls, v: datetime | None) -> datetime | None:
         return None if v is None else as_utc(v)
 
-    def model_post_init(self, __context: Any) -> None:
+    def model_post_init(self, context: Any, /) -> None:
         if not self.hash:
             object.__setattr__(self, "hash", content_hash(self.text))
 
@@ -109,6 +109,15 @@ class SearchHit(_Model):
     score: float
     signals: dict[str, float] = Field(default_factory=dict, description="signal name -> raw score, e.g. dense/bm25")
     ranks: dict[str, int] = Field(default_factory=dict, description="signal name -> 1-based rank in that signal")
+    context: list[MemoryRecord] = Field(
+        default_factory=list, description="neighbouring turns of the same session (search expand_neighbors)"
+    )
+
+    @property
+    def source_ids(self) -> list[str]:
+        """Source ids of the hit and its context, in conversation order, without repeats."""
+        records = sorted([self.record, *self.context], key=lambda r: (r.seq is None, r.seq or 0))
+        return list(dict.fromkeys(s for r in records for s in r.source_ids))
 
 
 class EventType(str, Enum):

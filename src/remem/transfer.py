@@ -7,20 +7,22 @@ exported: import re-embeds with the importing side's embedder, so a file moves b
 
 Import validates the whole file before writing (UTF-8, JSON, schema, user ids, text limits); any error names
 its line and nothing is written. Memory ids that already exist are skipped (with their events) unless
-``overwrite=True``.
+``overwrite=True``, when the file's record and history replace them; an id that exists for another user is
+refused. The load itself is all-or-nothing too (see :func:`import_jsonl`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ImportFormatError, RememError
-from .models import HistoryEvent, MemoryRecord, utcnow
+from .errors import ImportFormatError, RememError, StoreError, ValidationError
+from .models import HistoryEvent, MemoryRecord, content_hash, utcnow
 from .stores import MemoryFilter
 from .validation import check_text, check_user_id
 
@@ -29,35 +31,49 @@ if TYPE_CHECKING:
 
 FORMAT = "remem-export"
 VERSION = 1
+BATCH = 256
+#: Records per store page when exporting (a store pages by offset: large pages keep that cheap).
+EXPORT_PAGE = 10_000
 
 
 def export_jsonl(memory: Memory, path: Path, *, user_id: str | None) -> int:
-    """Write the export file; returns the number of memory records written."""
+    """Write the export file (atomically: a temporary file renamed at the end); returns the records written."""
     users = [user_id] if user_id is not None else memory.users()
-    count = 0
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        header = {"type": "header", "format": FORMAT, "version": VERSION, "exported_at": utcnow().isoformat(),
-                  "embedder": memory.embedder.name, "users": len(users)}
-        out.write(json.dumps(header) + "\n")
-        for uid in users:
-            flt = MemoryFilter(user_id=uid, deleted=None)
-            total = memory.store.count(flt)
-            offset = 0
-            while offset < total:
-                page = memory.store.scroll(flt, offset=offset, limit=1000, order="asc")
-                if not page:
-                    break
-                for record in page:
-                    out.write(json.dumps({"type": "memory", "record": record.model_dump(mode="json")},
-                                         ensure_ascii=False) + "\n")
-                    count += 1
-                offset += len(page)
-        for uid in users:
-            for event in memory.log.for_user(uid):
-                data = event.model_dump(mode="json", exclude={"id"})
-                out.write(json.dumps({"type": "event", "event": data}, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    if not path.parent.is_dir():
+        raise ValidationError(f"cannot export to {path}: the folder {path.parent} does not exist", path=str(path))
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            count = _write_export(memory, out, users)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _write_export(memory: Memory, out: TextIO, users: list[str]) -> int:
+    count = 0
+    header = {"type": "header", "format": FORMAT, "version": VERSION, "exported_at": utcnow().isoformat(),
+              "embedder": memory.embedder.name, "users": len(users)}
+    out.write(json.dumps(header) + "\n")
+    for uid in users:
+        flt = MemoryFilter(user_id=uid, deleted=None)
+        total = memory.store.count(flt)
+        offset = 0
+        while offset < total:
+            page = memory.store.scroll(flt, offset=offset, limit=EXPORT_PAGE, order="asc")
+            if not page:
+                break
+            for record in page:
+                out.write(json.dumps({"type": "memory", "record": record.model_dump(mode="json")},
+                                     ensure_ascii=False) + "\n")
+                count += 1
+            offset += len(page)
+    for uid in users:
+        for event in memory.log.for_user(uid):
+            data = event.model_dump(mode="json", exclude={"id"})
+            out.write(json.dumps({"type": "event", "event": data}, ensure_ascii=False) + "\n")
     return count
 
 
@@ -68,9 +84,9 @@ def _parse(path: Path, max_chars: int) -> tuple[list[MemoryRecord], list[History
         raw_lines = path.read_bytes().splitlines()
     except OSError as exc:
         raise ImportFormatError(f"cannot read {path}: {exc}", path=str(path)) from exc
-    if not raw_lines:
-        raise ImportFormatError(f"{path} is empty", path=str(path))
-    seen_ids: set[str] = set()
+    owner: dict[str, str] = {}  # memory id -> user id, from the memory lines
+    event_lines: list[int] = []
+    seen_header = False
     for number, raw in enumerate(raw_lines, start=1):
         where = f"{path}:{number}"
         try:
@@ -88,24 +104,29 @@ def _parse(path: Path, max_chars: int) -> tuple[list[MemoryRecord], list[History
             raise ImportFormatError(f"{where}: expected an object with a 'type'", line=number)
         kind = obj["type"]
         try:
-            if number == 1 or kind == "header":
+            if not seen_header or kind == "header":
                 if kind != "header" or obj.get("format") != FORMAT:
                     raise ImportFormatError(f"{where}: not a remem export (missing header)", line=number)
                 if obj.get("version") != VERSION:
                     raise ImportFormatError(f"{where}: unsupported export version {obj.get('version')!r}",
                                             line=number)
+                seen_header = True
             elif kind == "memory":
                 record = MemoryRecord.model_validate(obj["record"])
                 check_user_id(record.user_id)
                 check_text(record.text, max_chars)
-                if record.id in seen_ids:
+                if record.id in owner:
                     raise ImportFormatError(f"{where}: memory id {record.id} appears twice", line=number)
-                seen_ids.add(record.id)
+                digest = content_hash(record.text)
+                if record.hash != digest:  # a hand-edited text: dedup must see the text actually stored
+                    record = record.model_copy(update={"hash": digest})
+                owner[record.id] = record.user_id
                 records.append(record)
             elif kind == "event":
                 event = HistoryEvent.model_validate(obj["event"])
                 check_user_id(event.user_id)
                 events.append(event)
+                event_lines.append(number)
             else:
                 raise ImportFormatError(f"{where}: unknown line type {kind!r}", line=number)
         except ImportFormatError:
@@ -114,38 +135,79 @@ def _parse(path: Path, max_chars: int) -> tuple[list[MemoryRecord], list[History
             raise ImportFormatError(f"{where}: invalid {kind}: {exc}", line=number) from exc
         except RememError as exc:
             raise ImportFormatError(f"{where}: {exc}", line=number) from exc
+    if not seen_header:
+        raise ImportFormatError(f"{path} is empty", path=str(path))
+    for event, number in zip(events, event_lines, strict=True):
+        if owner.get(event.memory_id, event.user_id) != event.user_id:
+            raise ImportFormatError(
+                f"{path}:{number}: event of memory {event.memory_id} names user {event.user_id}, "
+                f"but the memory belongs to {owner[event.memory_id]}",
+                line=number,
+            )
     return records, events
 
 
 def import_jsonl(
     memory: Memory, path: Path, *, overwrite: bool = False, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, int]:
-    """Validate then load an export file; returns counts of imported/skipped memories and events."""
+    """Validate then load an export file; returns counts of imported/skipped memories and events.
+
+    All or nothing: the file is validated before anything is written; the history events are written in one
+    SQLite transaction that wraps every store write, and if a store write fails the points already written
+    are removed again (and records an ``overwrite`` replaced are put back), so a failed import leaves the
+    store and history as they were. A memory id that exists for another user is refused.
+    """
     records, events = _parse(path, memory.settings.max_text_chars)
-    skip: set[str] = set()
-    if not overwrite:
-        by_user: dict[str, list[str]] = {}
-        for r in records:
-            by_user.setdefault(r.user_id, []).append(r.id)
-        for uid, ids in by_user.items():
-            for start in range(0, len(ids), 1000):
-                chunk = ids[start : start + 1000]
-                skip.update(r.id for r in memory.store.get(chunk, MemoryFilter(user_id=uid, deleted=None)))
+    anyone = MemoryFilter(user_id=None, all_users=True, deleted=None)
+    existing: dict[str, MemoryRecord] = {}
+    ids = [r.id for r in records]
+    for start in range(0, len(ids), 1000):
+        existing.update((r.id, r) for r in memory.store.get(ids[start : start + 1000], anyone))
+    for r in records:
+        other = existing.get(r.id)
+        if other is not None and other.user_id != r.user_id:
+            raise ImportFormatError(
+                f"memory id {r.id} already belongs to another user here; nothing was imported", memory_id=r.id
+            )
+    skip = set() if overwrite else set(existing)
     todo = [r for r in records if r.id not in skip]
     todo_events = [e for e in events if e.memory_id not in skip]
-    done = 0
-    batch = 256
-    for start in range(0, len(todo), batch):
-        chunk = todo[start : start + batch]
-        vectors = memory.embedder.embed([r.text for r in chunk])
-        with memory.log.transaction() as conn:
-            if start == 0:
-                # Events first, in the first transaction: if the store write below fails, nothing is recorded.
+    replaced = [existing[r.id] for r in todo if r.id in existing]
+    written: list[MemoryRecord] = []
+    users = sorted({r.user_id for r in todo} | {e.user_id for e in todo_events})
+    with ExitStack() as locks:
+        for uid in users:  # sorted: a fixed order, so two imports cannot deadlock
+            locks.enter_context(memory.user_lock(uid))
+        try:
+            with memory.log.transaction() as conn:
+                memory.log.delete_memories([r.id for r in replaced], conn)
                 memory.log.record(todo_events, conn)
-            memory.store.upsert(chunk, vectors)
-        done += len(chunk)
-        if progress is not None:
-            progress(done, len(todo))
-    if not todo and todo_events:
-        memory.log.record(todo_events)
+                for start in range(0, len(todo), BATCH):
+                    chunk = todo[start : start + BATCH]
+                    memory.store.upsert(chunk, memory.embedder.embed([r.text for r in chunk]))
+                    written.extend(chunk)
+                    if progress is not None:
+                        progress(len(written), len(todo))
+        except BaseException as exc:
+            try:
+                _undo(memory, written, replaced)
+            except Exception as undo_exc:  # noqa: BLE001 - any store failure; reported with both causes
+                raise StoreError(
+                    f"the import failed ({exc}) and undoing its store writes failed too ({undo_exc}); history is "
+                    "unchanged: run the same import again with overwrite=True once the store is healthy",
+                    written=len(written),
+                ) from exc
+            raise
     return {"memories": len(todo), "events": len(todo_events), "skipped": len(skip)}
+
+
+def _undo(memory: Memory, written: list[MemoryRecord], replaced: list[MemoryRecord]) -> None:
+    """Compensate the store writes of a failed import (history was rolled back by its transaction)."""
+    by_user: dict[str, list[str]] = {}
+    for r in written:
+        by_user.setdefault(r.user_id, []).append(r.id)
+    for uid, ids in by_user.items():
+        memory.store.delete(ids, MemoryFilter(user_id=uid, deleted=None))
+    for start in range(0, len(replaced), BATCH):
+        chunk = replaced[start : start + BATCH]
+        memory.store.upsert(chunk, memory.embedder.embed([r.text for r in chunk]))

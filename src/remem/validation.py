@@ -59,6 +59,18 @@ def check_categories(categories: Sequence[str] | None) -> list[str]:
     return out
 
 
+KINDS = ("episode", "fact")
+
+
+def check_kinds(kinds: Sequence[str] | None) -> list[str] | None:
+    """A list of memory kinds (``episode``/``fact``); a bare string is refused (it would match letters)."""
+    if kinds is None:
+        return None
+    if isinstance(kinds, str) or not all(isinstance(k, str) and k in KINDS for k in kinds):
+        raise ValidationError(f"kinds must be a list of {', '.join(KINDS)}, got {kinds!r}")
+    return list(kinds)
+
+
 def check_limit(limit: int, maximum: int = 1000) -> int:
     if not isinstance(limit, int) or limit < 1 or limit > maximum:
         raise ValidationError(f"limit must be an integer between 1 and {maximum}, got {limit!r}")

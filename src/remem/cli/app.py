@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import RememError
 
@@ -31,29 +32,58 @@ def _root(
     _state["debug"] = debug or bool(os.environ.get("REMEM_DEBUG"))
 
 
-def main() -> None:
-    """Entry point: run the app, turning remem errors into one line and exit code 1 (2 for bad input)."""
+def _usage_error(exc: BaseException) -> int | None:
+    """Print a typer/click usage error (unknown option, missing argument, bad value) as one line.
+
+    Typer ≥ 0.26 vendors click, older versions use click itself: match by shape, not by class.
+    Returns the exit code, or None when ``exc`` is not such an error.
+    """
+    exit_code = getattr(exc, "exit_code", None)
+    format_message = getattr(exc, "format_message", None)
+    if not isinstance(exit_code, int) or not callable(format_message):
+        return None
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `remem` or a group with no arguments: show its help
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        return exit_code
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None)
+    hint = f" (see: {path} --help)" if path else ""
+    err_console.print(f"[bold red]error:[/] {escape(str(format_message()))}{hint}", highlight=False,
+                      soft_wrap=True)
+    return exit_code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; errors become one red line on stderr and a non-zero exit code.
+
+    Exit codes: 0 ok, 1 a remem error (or an unexpected one), 2 bad input or usage, 130 interrupted.
+    A traceback is shown only with ``remem --debug`` (or ``REMEM_DEBUG=1``).
+    """
+    from ..errors import ValidationError
+
+    _state["debug"] = bool(os.environ.get("REMEM_DEBUG"))
     try:
-        app(standalone_mode=False)
+        rc = app(args=argv, prog_name="remem", standalone_mode=False)
     except RememError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-        from ..errors import ValidationError
-
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2 if isinstance(exc, ValidationError) else 1)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("aborted")
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and unexpected failures: one line unless --debug
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        if type(exc).__name__ == "Abort":  # a declined confirmation (typer.Abort / click.Abort)
+            err_console.print("aborted")
+            sys.exit(1)
+        code = _usage_error(exc)
+        if code is not None:
+            sys.exit(code)
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc} (rerun with --debug)")
+        err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {escape(str(exc))} "
+                          "(rerun with --debug)", highlight=False, soft_wrap=True)
         sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)

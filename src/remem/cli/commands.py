@@ -1,4 +1,400 @@
 """Foundation commands: add, search, list, show, history, update, delete, restore, forget-user, export,
-import, stats, demo. (Filled in by the foundation issue.)"""
+import, stats, demo.
+
+No logic lives here: each command parses its options, calls one :class:`remem.Memory` method and renders the
+pydantic result (a rich table, or JSON with ``--json``). Errors propagate to the edge in :mod:`.app`.
+Configuration comes from ``REMEM_*`` variables (see :mod:`remem.config`); ``--home`` overrides ``REMEM_HOME``.
+"""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .. import render
+from ..errors import ValidationError
+from ..memory.core import Memory, SearchMode
+from ..models import AddResult, EventType, MemoryKind
+from ..validation import check_text
+from .app import app, console, err_console
+
+# -- shared options ------------------------------------------------------------------------------------------
+Home = Annotated[Path | None, typer.Option("--home", help="Data directory (default: $REMEM_HOME or ~/.remem).",
+                                           show_default=False)]
+User = Annotated[str, typer.Option("--user", "-u", envvar="REMEM_USER", help="User id (or $REMEM_USER).")]
+Categories = Annotated[list[str] | None, typer.Option("--category", "-c", help="Category (repeatable).")]
+Since = Annotated[str | None, typer.Option("--since", help="Only memories observed at/after this ISO date or time.")]
+Until = Annotated[str | None, typer.Option("--until", help="… at/before this ISO date (whole day) or time.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON (pydantic models).")]
+Kinds = Annotated[list[str] | None, typer.Option("--kind", "-k", help="episode or fact (repeatable).")]
+
+
+@contextmanager
+def open_memory(home: Path | None) -> Iterator[Memory]:
+    """The configured :class:`Memory` (env + ``--home``), closed when the command ends."""
+    memory = Memory(home)
+    try:
+        yield memory
+    finally:
+        memory.close()
+
+
+def parse_when(value: str | None, option: str, *, end_of_day: bool = False) -> datetime | None:
+    """ISO date (``2023-05-08``) or timestamp (``2023-05-08T14:00:00Z``); naive values are UTC.
+
+    A bare date given to ``--until`` means the end of that day, so ``--since D --until D`` covers day D.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{option}: {value!r} is not an ISO date or time (e.g. 2023-05-08 or "
+                              "2023-05-08T14:30:00Z)", option=option) from None
+    if end_of_day and len(text) <= 10:
+        parsed = datetime.combine(parsed.date(), time.max)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_kinds(kinds: Sequence[str] | None) -> list[MemoryKind] | None:
+    if not kinds:
+        return None
+    out: list[MemoryKind] = []
+    for k in kinds:
+        if k == "episode":
+            out.append("episode")
+        elif k == "fact":
+            out.append("fact")
+        else:
+            raise ValidationError(f"--kind: unknown kind {k!r} (use episode or fact)")
+    return out
+
+
+def parse_metadata(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"--metadata is not valid JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ValidationError("--metadata must be a JSON object, e.g. '{\"source\": \"crm\"}'")
+    return data
+
+
+def read_messages(path: Path) -> list[dict[str, Any]]:
+    """Messages from a JSON file (a list, or ``{"messages": [...]}``) or JSONL (one message per line)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValidationError(f"cannot read {path}: {exc.strerror}", path=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ValidationError(f"{path}:{line}: not valid UTF-8", path=str(path), line=line) from None
+    items: Any
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError:
+        items = []
+        for number, line_text in enumerate(text.splitlines(), start=1):
+            if not line_text.strip():
+                continue
+            try:
+                items.append(json.loads(line_text))
+            except json.JSONDecodeError as exc:
+                raise ValidationError(f"{path}:{number}: not valid JSON ({exc.msg})", line=number) from None
+    if isinstance(items, dict):
+        items = items.get("messages", [items])
+    if not isinstance(items, list) or not all(isinstance(m, dict) for m in items):
+        raise ValidationError(f"{path}: expected a list of message objects (role, content, name, timestamp, id)")
+    return items
+
+
+def emit_json(value: BaseModel | Sequence[BaseModel]) -> None:
+    """Plain JSON on stdout (no rich markup or wrapping), for scripts."""
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else [v.model_dump(mode="json")
+                                                                              for v in value]
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar (on stderr) driven by the library's ``progress(done, total)`` callbacks."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+# -- writes --------------------------------------------------------------------------------------------------
+@app.command()
+def add(
+    texts: Annotated[list[str] | None, typer.Argument(help="Memory texts: each argument is one memory.",
+                                                      show_default=False)] = None,
+    user: User = ...,  # type: ignore[assignment]
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="JSON/JSONL file of messages.")] = None,
+    category: Categories = None,
+    metadata: Annotated[str | None, typer.Option("--metadata", "-m", help="JSON object stored with each.")] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Session id for messages from --file.")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Store memories: text arguments become facts, messages from --file become episodes (speaker, time, id)."""
+    if not texts and file is None:
+        raise ValidationError("nothing to add: give text arguments or --file")
+    if texts and file is not None:
+        raise ValidationError("give text arguments or --file, not both")
+    meta = parse_metadata(metadata)
+    with open_memory(home) as memory:
+        if file is not None:
+            messages = read_messages(file)
+            with progress_bar(f"adding {len(messages)} messages") as update:
+                result = memory.add(messages, user_id=user, categories=category, metadata=meta,
+                                    session_id=session, actor="cli", progress=update)
+        else:
+            for text in texts or []:  # validate every text first: a bad one means nothing is written
+                check_text(text, memory.settings.max_text_chars)
+            result = AddResult()
+            for text in texts or []:
+                result.events.extend(memory.add(text, user_id=user, categories=category, metadata=meta,
+                                                actor="cli").events)
+    if as_json:
+        emit_json(result)
+        return
+    added = [e for e in result.events if e.event is EventType.ADD]
+    for e in result.events:
+        if e.event is EventType.ADD:
+            console.print(f"[green]ADD[/]  {e.memory_id}", highlight=False)
+        else:
+            console.print(f"[dim]{e.event.value} {e.memory_id} ({e.reason})[/]", highlight=False)
+    console.print(f"{len(added)} added, {len(result.events) - len(added)} unchanged for user {user}",
+                  highlight=False)
+
+
+@app.command()
+def update(
+    memory_id: Annotated[str, typer.Argument(metavar="ID")],
+    text: Annotated[str | None, typer.Argument(help="The new text (omit to change only categories/metadata).")]
+    = None,
+    user: User = ...,  # type: ignore[assignment]
+    category: Categories = None,
+    metadata: Annotated[str | None, typer.Option("--metadata", "-m", help="JSON object merged in.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in history).")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Change a memory in place: same id, version + 1, the old text kept in its history."""
+    with open_memory(home) as memory:
+        record = memory.update(memory_id, text, user_id=user, categories=category,
+                               metadata=parse_metadata(metadata), actor="cli", reason=reason)
+    if as_json:
+        emit_json(record)
+    else:
+        console.print(f"[yellow]UPDATE[/] {record.id} (version {record.version})", highlight=False)
+
+
+@app.command()
+def delete(
+    memory_id: Annotated[str, typer.Argument(metavar="ID")],
+    user: User = ...,  # type: ignore[assignment]
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in history).")] = None,
+    home: Home = None,
+) -> None:
+    """Soft-delete a memory (hidden from search and list; `remem restore` undoes it)."""
+    with open_memory(home) as memory:
+        record = memory.delete(memory_id, user_id=user, actor="cli", reason=reason)
+    console.print(f"[red]DELETE[/] {record.id} (restorable: remem restore {record.id} -u {user})",
+                  highlight=False)
+
+
+@app.command()
+def restore(
+    memory_id: Annotated[str, typer.Argument(metavar="ID")],
+    user: User = ...,  # type: ignore[assignment]
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in history).")] = None,
+    home: Home = None,
+) -> None:
+    """Undo a soft delete."""
+    with open_memory(home) as memory:
+        record = memory.restore(memory_id, user_id=user, actor="cli", reason=reason)
+    console.print(f"[cyan]RESTORE[/] {record.id}", highlight=False)
+
+
+@app.command("forget-user")
+def forget_user(
+    user_id: Annotated[str, typer.Argument(metavar="USER", help="The user to erase.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Erase a user everywhere (vector store, history, queue): irreversible."""
+    if not yes:
+        typer.confirm(f"Erase every memory and all history of user {user_id!r}? This cannot be undone", abort=True,
+                      err=True)
+    with open_memory(home) as memory:
+        result = memory.forget_user(user_id)
+    if as_json:
+        emit_json(result)
+        return
+    extra = "".join(f", {n} {name}" for name, n in result.other.items())
+    console.print(f"forgot user {result.user_id}: {result.memories} memories, {result.history_events} history "
+                  f"events{extra} removed", highlight=False)
+
+
+@app.command("export")
+def export_(
+    path: Annotated[Path, typer.Argument(help="Output JSONL file.")],
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user (default: everyone).")] = None,
+    home: Home = None,
+) -> None:
+    """Write memories (live and deleted) and their full history as JSONL (lossless)."""
+    with open_memory(home) as memory:
+        count = memory.export(path, user_id=user)
+    console.print(f"exported {count} memories to {path}", highlight=False)
+
+
+@app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(help="A JSONL file written by `remem export`.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace memories whose id exists.")] = False,
+    home: Home = None,
+) -> None:
+    """Load an export file; it is validated first, so a bad line means nothing is written."""
+    with open_memory(home) as memory, progress_bar(f"importing {path.name}") as update:
+        counts = memory.import_(path, overwrite=overwrite, progress=update)
+    console.print(f"imported {counts['memories']} memories and {counts['events']} history events"
+                  f" ({counts['skipped']} already present, skipped)", highlight=False)
+
+
+# -- reads ---------------------------------------------------------------------------------------------------
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    user: User = ...,  # type: ignore[assignment]
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many hits.")] = 10,
+    category: Categories = None,
+    kind: Kinds = None,
+    since: Since = None,
+    until: Until = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Minimum cosine similarity.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid (dense + BM25, fused), dense or bm25.")] = "hybrid",
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """A user's memories most relevant to QUERY, with why: fused score, dense and BM25 signals."""
+    if mode not in ("hybrid", "dense", "bm25"):
+        raise ValidationError(f"--mode: unknown mode {mode!r} (use hybrid, dense or bm25)")
+    search_mode: SearchMode = "hybrid" if mode == "hybrid" else "dense" if mode == "dense" else "bm25"
+    with open_memory(home) as memory:
+        hits = memory.search(query, user_id=user, limit=limit, categories=category, kinds=parse_kinds(kind),
+                             since=parse_when(since, "--since"), until=parse_when(until, "--until", end_of_day=True),
+                             threshold=threshold, mode=search_mode)
+    if as_json:
+        emit_json(hits)
+    elif not hits:
+        console.print(f"no memories of {user} match", highlight=False)
+    else:
+        console.print(render.hits_table(hits, title=f"{len(hits)} hits for {user} ({mode})", show_speaker=True))
+
+
+@app.command("list")
+def list_(
+    user: User = ...,  # type: ignore[assignment]
+    offset: Annotated[int, typer.Option("--offset", help="Skip this many (paging).")] = 0,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Page size.")] = 20,
+    category: Categories = None,
+    kind: Kinds = None,
+    since: Since = None,
+    until: Until = None,
+    deleted: Annotated[bool, typer.Option("--deleted", help="Show the trash (soft-deleted memories).")] = False,
+    oldest_first: Annotated[bool, typer.Option("--oldest-first", help="Order by time ascending.")] = False,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """A page of a user's memories, newest first."""
+    with open_memory(home) as memory:
+        page = memory.list(user_id=user, offset=offset, limit=limit, categories=category, kinds=parse_kinds(kind),
+                           since=parse_when(since, "--since"), until=parse_when(until, "--until", end_of_day=True),
+                           deleted=deleted, order="asc" if oldest_first else "desc")
+    if as_json:
+        emit_json(page)
+        return
+    what = "deleted memories" if deleted else "memories"
+    if not page.items:
+        console.print(f"no {what} for {user} (total {page.total})", highlight=False)
+        return
+    console.print(render.records_table(page.items, title=f"{what} of {user}: {offset + 1}–{offset + len(page.items)}"
+                                                          f" of {page.total}"))
+    if page.next_offset is not None:
+        console.print(f"[dim]more: --offset {page.next_offset}[/]")
+
+
+@app.command()
+def show(
+    memory_id: Annotated[str, typer.Argument(metavar="ID")],
+    user: User = ...,  # type: ignore[assignment]
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """One memory, every field (deleted ones too)."""
+    with open_memory(home) as memory:
+        record = memory.get(memory_id, user_id=user, include_deleted=True)
+    if as_json:
+        emit_json(record)
+    else:
+        console.print(render.record_table(record))
+
+
+@app.command()
+def history(
+    memory_id: Annotated[str, typer.Argument(metavar="ID")],
+    user: User = ...,  # type: ignore[assignment]
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """A memory's timeline: every ADD/UPDATE/DELETE/RESTORE, with the old and new text."""
+    with open_memory(home) as memory:
+        events = memory.history(memory_id, user_id=user)
+    if as_json:
+        emit_json(events)
+    else:
+        console.print(render.history_table(events, title=f"history of {memory_id}"))
+
+
+@app.command()
+def stats(home: Home = None, as_json: AsJson = False) -> None:
+    """Counts (users, live and deleted memories, history events) and the configured store/embedder."""
+    with open_memory(home) as memory:
+        result = memory.stats()
+    if as_json:
+        emit_json(result)
+    else:
+        console.print(render.stats_table(result))
+
+
+@app.command()
+def demo(home: Home = None) -> None:
+    """Ingest a small multi-user conversation and show search, time filters, history and user isolation.
+
+    Idempotent: the demo's own users (demo-*) are erased first, then ingested again.
+    """
+    from ..demo import run_demo
+
+    report = run_demo(home=home, console=console)
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,1 +1,164 @@
-"""(placeholder: filled by its issue)"""
+"""``remem serve`` (REST API + web page + MCP at /mcp), ``remem mcp`` (stdio or streamable HTTP) and
+``remem keys create|list|revoke`` (API keys, usable while the server runs). No logic: see :mod:`remem.server`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from ..config import Settings
+from ..errors import StoreLockedError
+
+if TYPE_CHECKING:
+    from ..memory import Memory
+from .app import app, console
+
+keys_app = typer.Typer(help="Manage API keys (stored hashed under REMEM_HOME; the key is shown once).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="Data directory (default: REMEM_HOME or ~/.remem).")]
+EmbedderOpt = Annotated[str | None, typer.Option("--embedder", help="Embedder spec (default: REMEM_EMBEDDER).")]
+
+
+def _home(home: Path | None) -> Path:
+    return Path(Settings.from_env(home=home).home).expanduser()
+
+
+def _open_memory(home: Path | None, embedder: str | None, lm: str | None = None) -> Memory:
+    from ..memory import Memory
+
+    try:
+        return Memory(home, embedder=embedder, lm=lm)
+    except StoreLockedError as exc:
+        raise StoreLockedError(
+            f"{_home(home)} is already open in another process (a running `remem serve`/`remem mcp`?). The embedded"
+            " store allows one process per data directory: stop that process, point this one at another --home,"
+            " or use a Qdrant server (REMEM_QDRANT_URL) for several processes.", **exc.context
+        ) from exc
+
+
+def _log_setup(level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(message)s")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+    lm: Annotated[str | None, typer.Option(help="LM for infer=true and /chat (default: REMEM_LM).")] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body (REMEM_MAX_BODY_BYTES).")] = None,
+    rate_limit: Annotated[float | None, typer.Option(help="Requests/s per key, 0 = off (REMEM_RATE_LIMIT).")] = None,
+    rate_burst: Annotated[int | None, typer.Option(help="Burst per key (REMEM_RATE_BURST).")] = None,
+    mcp_user: Annotated[str, typer.Option(help="User of /mcp calls without an X-Remem-User header.")] = "default",
+    no_mcp: Annotated[bool, typer.Option("--no-mcp", help="Do not serve MCP at /mcp.")] = False,
+    log_requests_debug: Annotated[bool, typer.Option("--log-debug", help="Log raw paths and queries.")] = False,
+    log_level: Annotated[str, typer.Option(help="Python log level.")] = "info",
+) -> None:
+    """Serve the REST API (/v1, OpenAPI at /docs), the web page (/ui) and MCP (/mcp) in one process."""
+    import uvicorn
+
+    from ..server import ServerConfig, create_app
+    from ..server.auth import KeyStore
+
+    _log_setup(log_level)
+    memory = _open_memory(home, embedder, lm)
+    keys = KeyStore.for_home(memory.home)
+    try:
+        config = ServerConfig.from_env(max_body_bytes=max_body_bytes, rate_limit=rate_limit, rate_burst=rate_burst,
+                                       debug=log_requests_debug, mcp=not no_mcp, mcp_user=mcp_user,
+                                       host=host)
+        api = create_app(memory, keys, config)
+        if not any(k.revoked_at is None for k in keys.list()):
+            console.print("[yellow]no API keys yet:[/] create one with `remem keys create --tenant <name>`")
+        console.print(f"remem serving {memory.home} on http://{host}:{port}  (web page: /ui, API docs: /docs)")
+        uvicorn.run(api, host=host, port=port, access_log=False, log_level=log_level)
+    finally:
+        memory.close()
+        keys.close()
+
+
+@app.command("mcp")
+def mcp_command(
+    transport: Annotated[Literal["stdio", "http"], typer.Option(help="stdio or streamable HTTP.")] = "stdio",
+    user: Annotated[str, typer.Option(help="The user whose memories the tools read and write.")] = "default",
+    tenant: Annotated[str | None, typer.Option(help="stdio: store the user inside this tenant.")] = None,
+    host: Annotated[str, typer.Option(help="http: interface.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="http: port.")] = 8765,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """MCP server. stdio: tools act for --user. http: at /mcp, a tenant API key is required and the user is the
+    X-Remem-User header, else --user. The model can never choose the user."""
+    from ..server.mcp import build_mcp_server, fixed_user, standalone_http_app
+
+    _log_setup("warning")  # stderr only: stdout carries the stdio protocol
+    memory = _open_memory(home, embedder)
+    try:
+        if transport == "stdio":
+            server = build_mcp_server(memory, fixed_user(user, tenant), static_profile=True)
+            server.run("stdio")
+        else:
+            import uvicorn
+
+            from ..server.auth import KeyStore
+
+            keys = KeyStore.for_home(memory.home)
+            uvicorn.run(standalone_http_app(memory, keys, default_user=user, host=host), host=host, port=port,
+                        log_level="warning")
+    finally:
+        memory.close()
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str | None, typer.Option(help="Tenant of the key (a-z 0-9 _ -).")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="An admin key (manages keys, reads no memories).")] = False,
+    label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Create a key and print it (shown this once; only its hash is stored)."""
+    from ..server.auth import KeyStore
+
+    keys = KeyStore.for_home(_home(home))
+    created = keys.create(role="admin" if admin else "tenant", tenant=None if admin else tenant, label=label)
+    keys.close()
+    who = "admin" if admin else f"tenant {created.tenant}"
+    console.print(f"created key {created.key_id} for {who}. Store it now, it is not shown again:",
+                  highlight=False)
+    print(created.api_key)
+
+
+@keys_app.command("list")
+def keys_list(home: HomeOpt = None) -> None:
+    """List keys (ids, tenants, state; never the keys)."""
+    from rich.table import Table
+
+    from ..server.auth import KeyStore
+
+    keys = KeyStore.for_home(_home(home))
+    table = Table("key id", "role", "tenant", "label", "created", "revoked")
+    for k in keys.list():
+        table.add_row(k.key_id, k.role, k.tenant or "", k.label or "", k.created_at.isoformat(timespec="seconds"),
+                      k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "")
+    keys.close()
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (from `remem keys list`).")],
+                home: HomeOpt = None) -> None:
+    """Revoke a key: it stops working at once, also in a running server."""
+    from ..server.auth import KeyStore
+
+    keys = KeyStore.for_home(_home(home))
+    info = keys.revoke(key_id)
+    keys.close()
+    console.print(f"revoked {info.key_id}")

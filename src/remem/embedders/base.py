@@ -20,8 +20,11 @@ class Embedder(Protocol):
     model and must return the same row for a text whether embedded alone or in a batch.
     """
 
-    name: str
-    dimensions: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimensions(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> Vectors: ...
 
@@ -31,4 +34,5 @@ def l2_normalize(matrix: npt.NDArray[np.floating]) -> Vectors:
     m = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(m, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (m / norms).astype(np.float32)
+    out: Vectors = (m / norms).astype(np.float32)
+    return out

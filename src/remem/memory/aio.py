@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from .core import Memory
 
@@ -19,12 +19,19 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _offload(method: Callable[P, R]) -> Callable[..., Any]:
+def _offload(
+    method: Callable[Concatenate[Memory, P], R],
+) -> Callable[Concatenate[AsyncMemory, P], Coroutine[Any, Any, R]]:
+    """An async method that runs ``method`` of the wrapped Memory in a worker thread (same signature).
+
+    The method is looked up on the instance, so a subclass of Memory that overrides it is honoured.
+    """
     name = method.__name__
 
     @functools.wraps(method)
-    async def wrapper(self: AsyncMemory, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(getattr(self.sync, name), *args, **kwargs)
+    async def wrapper(self: AsyncMemory, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        bound: Callable[P, R] = getattr(self.sync, name)
+        return await asyncio.to_thread(bound, *args, **kwargs)
 
     return wrapper
 
@@ -53,7 +60,7 @@ class AsyncMemory:
     async def close(self) -> None:
         await asyncio.to_thread(self.sync.close)
 
-    async def __aenter__(self) -> AsyncMemory:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from ..config import Settings
 from ..embedders import Embedder, get_embedder
@@ -32,7 +33,6 @@ from ..models import (
     MemoryEvent,
     MemoryKind,
     MemoryRecord,
-    Message,
     Page,
     SearchHit,
     Stats,
@@ -40,11 +40,11 @@ from ..models import (
     content_hash,
     utcnow,
 )
-from ..retrieval.fusion import fuse_rrf
-from ..stores import MemoryFilter, StoreQuery, VectorStore, stores
+from ..stores import MemoryFilter, VectorStore, stores
 from ..validation import (
     MessagesInput,
     check_categories,
+    check_kinds,
     check_limit,
     check_range,
     check_text,
@@ -81,11 +81,13 @@ class Memory:
         store: str | VectorStore | None = None,
         settings: Settings | None = None,
         history: History | None = None,
+        lm: Any = None,
     ) -> None:
         self.settings = settings or Settings.from_env(
             home=Path(home) if home is not None else None,
             embedder=embedder if isinstance(embedder, str) else None,
             store=store if isinstance(store, str) else None,
+            lm=lm if isinstance(lm, str) else None,
         )
         self.home = Path(self.settings.home).expanduser()
         self.home.mkdir(parents=True, exist_ok=True)
@@ -108,10 +110,25 @@ class Memory:
                 collection=self.settings.collection,
                 api_key=self.settings.qdrant_api_key,
             )
-        self.log = history or History(self.home / "history.sqlite3")
+        try:
+            self.log = history or History(self.home / "history.sqlite3")
+        except BaseException:
+            self.store.close()  # release the store's directory lock: the caller gets the error, not a lock
+            raise
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self.pipeline: Any = None  # set by remem.pipeline when an LM is configured (infer=True)
+        from ..pipeline.queue import register_queue  # no DSPy import: the queue shares history's database
+
+        register_queue(self.log)  # so forget_user purges queued turns even without an LM
+        if lm is not None or self.settings.lm:
+            from ..pipeline.ingest import Pipeline
+
+            try:
+                Pipeline(self, lm if lm is not None else self.settings.lm)  # sets self.pipeline
+            except BaseException:
+                self.close()  # release the store's lock: the caller gets the error, not a locked directory
+                raise
 
     # -- plumbing ------------------------------------------------------------------------------------------
     def _check_embedder_matches_home(self) -> None:
@@ -119,7 +136,12 @@ class Memory:
         meta_path = self.home / "remem.json"
         current = {"embedder": self.embedder.name, "dimensions": self.embedder.dimensions}
         if meta_path.exists():
-            stored = json.loads(meta_path.read_text())
+            try:
+                stored = json.loads(meta_path.read_text())
+            except (OSError, ValueError) as exc:
+                raise ConfigurationError(f"cannot read {meta_path}: {exc}", path=str(meta_path)) from exc
+            if not isinstance(stored, dict):
+                raise ConfigurationError(f"{meta_path} is not a JSON object", path=str(meta_path))
             if stored.get("embedder") != current["embedder"]:
                 raise ConfigurationError(
                     f"{self.home} was built with embedder {stored.get('embedder')!r}, not {current['embedder']!r};"
@@ -143,9 +165,18 @@ class Memory:
     def _live(self, user_id: str, **kw: Any) -> MemoryFilter:
         return MemoryFilter(user_id=user_id, **kw)
 
-    def _require(self, memory_id: str, user_id: str, *, deleted: bool | None = False) -> MemoryRecord:
+    @staticmethod
+    def _memory_id(memory_id: object) -> str:
+        """A memory id in canonical form (the stores return UUIDs lower-case); ValidationError if not a UUID."""
         if not isinstance(memory_id, str) or not memory_id:
             raise ValidationError(f"invalid memory id {memory_id!r}")
+        try:
+            return str(uuid.UUID(memory_id))
+        except ValueError:
+            raise ValidationError(f"invalid memory id {memory_id!r}: not a UUID", memory_id=memory_id) from None
+
+    def _require(self, memory_id: str, user_id: str, *, deleted: bool | None = False) -> MemoryRecord:
+        memory_id = self._memory_id(memory_id)
         found = self.store.get([memory_id], MemoryFilter(user_id=user_id, deleted=deleted))
         if not found:
             state = {False: "live ", True: "deleted ", None: ""}[deleted]
@@ -229,37 +260,58 @@ class Memory:
         self, records: Sequence[MemoryRecord], *, actor: str = "api", progress: Progress | None = None,
         dedupe: bool = True, batch_size: int = 256,
     ) -> AddResult:
-        """Insert prepared records (same user checks and dedupe as :meth:`add`), in batches."""
+        """Insert prepared records (same user checks and dedupe as :meth:`add`), in batches.
+
+        Every record is validated (user id, text, unique new id) before anything is written, and its content
+        hash is recomputed from its text. Events come back in input order, one per record (ADD or NOOP naming
+        the existing memory). An id that already exists, for any user, is refused: an insert never overwrites.
+        """
+        checked: list[MemoryRecord] = []
+        for i, r in enumerate(records):
+            check_user_id(r.user_id)
+            self._text(r.text, f"record {i} text")
+            digest = content_hash(r.text)
+            checked.append(r if r.hash == digest else r.model_copy(update={"hash": digest}))
+        if len({r.id for r in checked}) != len(checked):
+            raise ValidationError("the same memory id appears twice in one add")
+        anyone = MemoryFilter(user_id=None, all_users=True, deleted=None)
         result = AddResult()
-        total = len(records)
+        total = len(checked)
         for start in range(0, total, batch_size):
-            batch = list(records[start : start + batch_size])
-            by_user: defaultdict[str, list[MemoryRecord]] = defaultdict(list)
-            for r in batch:
-                by_user[check_user_id(r.user_id)].append(r)
-            for user_id, user_records in by_user.items():
+            batch = checked[start : start + batch_size]
+            taken = self.store.get([r.id for r in batch], anyone)
+            if taken:
+                raise ValidationError(f"memory id {taken[0].id} already exists", memory_id=taken[0].id)
+            slots: list[MemoryEvent | None] = [None] * len(batch)
+            by_user: defaultdict[str, list[int]] = defaultdict(list)
+            for i, r in enumerate(batch):
+                by_user[r.user_id].append(i)
+            for user_id, indexes in by_user.items():
                 with self.user_lock(user_id):
                     fresh: list[MemoryRecord] = []
-                    seen: dict[str, MemoryRecord] = {}
-                    for r in user_records:
-                        existing = seen.get(r.hash) or (self.find_duplicate(user_id, r.text) if dedupe else None)
-                        if dedupe and existing is not None:
-                            result.events.append(
-                                MemoryEvent(event=EventType.NOOP, memory_id=existing.id, text=r.text,
-                                            reason="duplicate of an existing memory")
-                            )
-                            continue
-                        seen[r.hash] = r
+                    seen: dict[str, str] = {}
+                    for i in indexes:
+                        r = batch[i]
+                        if dedupe:
+                            twin = seen.get(r.hash)
+                            if twin is None:
+                                found = self.find_duplicate(user_id, r.text)
+                                twin = found.id if found is not None else None
+                            if twin is not None:
+                                slots[i] = MemoryEvent(event=EventType.NOOP, memory_id=twin, text=r.text,
+                                                       reason="duplicate of an existing memory")
+                                continue
+                        seen[r.hash] = r.id
                         fresh.append(r)
+                        slots[i] = MemoryEvent(event=EventType.ADD, memory_id=r.id, text=r.text)
                     events = [
                         HistoryEvent(memory_id=r.id, user_id=user_id, event=EventType.ADD, new_text=r.text,
                                      actor=actor, created_at=r.created_at, snapshot=r)
                         for r in fresh
                     ]
-                    self._commit(fresh, events, embed=True)
-                    result.events.extend(
-                        MemoryEvent(event=EventType.ADD, memory_id=r.id, text=r.text) for r in fresh
-                    )
+                    if fresh:
+                        self._commit(fresh, events, embed=True)
+            result.events.extend(e for e in slots if e is not None)
             if progress is not None:
                 progress(min(start + batch_size, total), total)
         return result
@@ -275,8 +327,11 @@ class Memory:
         observed_at: datetime | None = None,
         actor: str = "api",
         reason: str | None = None,
+        source_ids: Sequence[str] | None = None,
     ) -> MemoryRecord:
-        """Change a memory in place: same id, new text re-embedded, version + 1, old text kept in history."""
+        """Change a memory in place: same id, new text re-embedded, version + 1, old text kept in history.
+
+        ``source_ids`` are appended to the memory's sources (the pipeline cites the turns behind an update)."""
         user_id = check_user_id(user_id)
         new_text = self._text(text) if text is not None else None
         cats = check_categories(categories) if categories is not None else None
@@ -291,6 +346,8 @@ class Memory:
                 changes["metadata"] = {**old.metadata, **metadata}
             if observed_at is not None:
                 changes["observed_at"] = as_utc(observed_at)
+            if source_ids:
+                changes["source_ids"] = list(dict.fromkeys([*old.source_ids, *source_ids]))
             new = old.model_copy(update=changes)
             event = HistoryEvent(memory_id=old.id, user_id=user_id, event=EventType.UPDATE, old_text=old.text,
                                  new_text=new.text, actor=actor, reason=reason, created_at=new.updated_at,
@@ -328,7 +385,12 @@ class Memory:
         return new
 
     def forget_user(self, user_id: str) -> ForgetResult:
-        """Erase a user everywhere: vector store points (live and deleted), history, and registered extras."""
+        """Erase a user everywhere: vector store points (live and deleted), history, and registered extras.
+
+        SQLite runs with ``secure_delete`` and the WAL is checkpointed, so the text leaves the database files.
+        The embedded store vacuums its segments, so the text leaves them too; its write-ahead log keeps the raw
+        operations until the engine recycles the log segment (qdrant-edge 0.9 has no call to force that).
+        """
         user_id = check_user_id(user_id)
         with self.user_lock(user_id):
             memories = self.store.delete_user(user_id)
@@ -360,7 +422,7 @@ class Memory:
             raise ValidationError(f"offset must be a non-negative integer, got {offset!r}")
         check_range(since, until)
         flt = MemoryFilter(
-            user_id=user_id, categories=check_categories(categories) or None, kinds=kinds,
+            user_id=user_id, categories=check_categories(categories) or None, kinds=check_kinds(kinds),
             since=as_utc(since) if since else None, until=as_utc(until) if until else None, deleted=deleted,
         )
         total = self.store.count(flt)
@@ -380,44 +442,41 @@ class Memory:
         until: datetime | None = None,
         threshold: float | None = None,
         mode: SearchMode = "hybrid",
+        expand_neighbors: int | None = None,
+        dedupe: bool | None = None,
+        recency: float | None = None,
+        time_expressions: Literal["boost", "filter", "off"] | None = None,
+        reference_time: datetime | None = None,
+        options: Any = None,
     ) -> Hits:
-        """The user's memories most relevant to ``query``.
+        """The user's memories most relevant to ``query`` (pipeline: :mod:`remem.retrieval.search`).
 
         ``hybrid`` (default) fuses dense cosine and BM25 rankings with reciprocal-rank fusion; ``dense`` and
-        ``bm25`` use one signal. ``threshold`` is a minimum cosine similarity between query and memory: hits
-        below it are dropped whichever signal found them. ``since``/``until`` filter on ``observed_at``
-        (else ``created_at``).
+        ``bm25`` use one signal. ``threshold`` is a minimum cosine similarity between query and memory.
+        ``since``/``until`` filter on ``observed_at`` (else ``created_at``); without them a time expression in
+        the query ("last week", "in May 2023", resolved against ``reference_time``, default now) boosts
+        memories of that time (``time_expressions="filter"``: restricts to it; ``"off"``: ignored).
+        ``expand_neighbors=n`` (default 1) attaches the n turns before and after each episode hit as
+        ``hit.context``; ``dedupe`` (default on) drops near-duplicate hits and hits inside a better hit's
+        window; ``recency`` (default 0) boosts newer memories. ``options`` (a
+        :class:`remem.retrieval.SearchOptions`) sets every knob at once; explicit arguments override it.
         """
-        user_id = check_user_id(user_id)
-        query = self._text(query, "query")
-        check_limit(limit)
-        check_range(since, until)
-        if mode not in ("hybrid", "dense", "bm25"):
-            raise ValidationError(f"unknown search mode {mode!r}")
-        flt = MemoryFilter(
-            user_id=user_id, categories=check_categories(categories) or None, kinds=kinds,
-            since=as_utc(since) if since else None, until=as_utc(until) if until else None,
+        from ..retrieval.search import DEFAULT_OPTIONS, search_memories
+
+        opts = options if options is not None else DEFAULT_OPTIONS
+        changes = {k: v for k, v in {
+            "mode": mode, "expand_neighbors": expand_neighbors, "dedupe": dedupe, "recency": recency,
+            "time_expressions": time_expressions, "reference_time": reference_time,
+        }.items() if v is not None and not (k == "mode" and options is not None and v == "hybrid")}
+        return search_memories(
+            self, query, user_id=user_id, limit=limit, categories=categories, kinds=kinds, since=since,
+            until=until, threshold=threshold, options=opts.with_(**changes) if changes else opts,
         )
-        depth = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES)
-        vector = self.embedder.embed([query])[0] if mode != "bm25" or threshold is not None else None
-        signals = {}
-        if mode in ("hybrid", "dense"):
-            signals["dense"] = self.store.query(StoreQuery(filter=flt, limit=depth, dense=vector))
-        if mode in ("hybrid", "bm25"):
-            signals["bm25"] = self.store.query(StoreQuery(filter=flt, limit=depth, text=query))
-        hits = fuse_rrf(signals)
-        if threshold is not None and vector is not None:
-            missing = [h for h in hits if "dense" not in h.signals]
-            if missing:
-                sims = self.embedder.embed([h.record.text for h in missing]) @ vector
-                for h, sim in zip(missing, sims, strict=True):
-                    h.signals["dense"] = float(sim)
-            hits = [h for h in hits if h.signals["dense"] >= threshold]
-        return hits[:limit]
 
     def history(self, memory_id: str, *, user_id: str) -> Events:
         """Every recorded change of one memory, oldest first (NotFoundError if the user has no such memory)."""
         user_id = check_user_id(user_id)
+        memory_id = self._memory_id(memory_id)
         events = self.log.for_memory(memory_id, user_id)
         if not events:
             raise NotFoundError(f"no history for memory {memory_id} of user {user_id}", memory_id=memory_id)
@@ -457,7 +516,7 @@ class Memory:
         self.store.close()
         self.log.close()
 
-    def __enter__(self) -> Memory:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,5 +1,8 @@
-"""Ranking: fusing the dense and BM25 signals into one list (pure functions, no I/O)."""
+"""Ranking: the search pipeline (time expressions, fused dense + BM25 signals, de-duplication, neighbour
+expansion). Pure functions over a store; :meth:`remem.Memory.search` delegates here."""
 
 from .fusion import fuse_rrf
+from .search import DEFAULT_OPTIONS, SearchOptions, search_memories
+from .timeparse import TimeRange, parse_time_range
 
-__all__ = ["fuse_rrf"]
+__all__ = ["DEFAULT_OPTIONS", "SearchOptions", "TimeRange", "fuse_rrf", "parse_time_range", "search_memories"]

@@ -10,8 +10,8 @@ Every read takes a :class:`MemoryFilter` whose ``user_id`` is required unless ``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -35,6 +35,8 @@ class MemoryFilter:
     since: datetime | None = None
     until: datetime | None = None
     session_id: str | None = None
+    seq_min: int | None = None  # inclusive range on MemoryRecord.seq (neighbour lookup within a session)
+    seq_max: int | None = None
     hash: str | None = None
     ids: Sequence[str] | None = None
     deleted: bool | None = False  # False: live only; True: deleted only; None: both
@@ -77,12 +79,12 @@ class VectorStore(Protocol):
         """Records with these ids that also match the filter (other users' ids are simply absent)."""
 
     def query(self, q: StoreQuery) -> list[ScoredRecord]:
-        """Top ``q.limit`` records for one signal (dense cosine or BM25), filtered."""
+        """Top ``q.limit`` records for one signal (dense cosine or BM25), filtered; equal scores by id."""
 
     def scroll(
         self, flt: MemoryFilter, *, offset: int, limit: int, order: Literal["asc", "desc"] = "desc"
     ) -> list[MemoryRecord]:
-        """A page of records ordered by time (observed_at, else created_at)."""
+        """A page of records ordered by time (observed_at, else created_at), then id: stable for paging."""
 
     def count(self, flt: MemoryFilter) -> int: ...
 
@@ -93,6 +95,70 @@ class VectorStore(Protocol):
         """Hard delete every record of a user; returns how many were removed."""
 
     def close(self) -> None: ...
+
+
+def time_of(record: MemoryRecord) -> datetime:
+    """The time a record is filtered and ordered by (``observed_at``, else ``created_at``)."""
+    return record.observed_at or record.created_at
+
+
+def page_by_time(
+    first: Callable[[int], list[MemoryRecord]],
+    at: Callable[[MemoryFilter], list[MemoryRecord]],
+    flt: MemoryFilter,
+    *,
+    offset: int,
+    limit: int,
+    order: Literal["asc", "desc"],
+) -> list[MemoryRecord]:
+    """A page in a total order: time, then id (``desc`` is the exact reverse of ``asc``).
+
+    Qdrant's ``order_by`` leaves the order of equal timestamps unspecified (and the edge engine's tie order
+    changes with the requested limit), so paging by offset could repeat or skip records. ``first(n)`` returns
+    the first ``n`` records by time; when it fills up, every record sharing the last timestamp is fetched with
+    ``at(filter)`` and the ties are ordered by id.
+    """
+    if limit <= 0:
+        return []
+    wanted = offset + limit
+    head = first(wanted)
+    if len(head) >= wanted:
+        boundary = time_of(head[-1])
+        before = [r for r in head if time_of(r) != boundary]
+        tied = at(replace(flt, since=boundary, until=boundary))
+        head = before + [r for r in tied if time_of(r) == boundary]  # exact, whatever the index's precision
+    head.sort(key=lambda r: (time_of(r), r.id), reverse=order == "desc")
+    return head[offset:wanted]
+
+
+#: Extra candidates fetched past ``limit`` to see whether the score at the cut is tied.
+TIE_MARGIN = 8
+#: Scores equal to this many decimals are ties (backends differ in float noise around 1e-7).
+SCORE_DECIMALS = 5
+#: The widest fetch used to complete a tie class (bounds latency when thousands of results tie).
+TIE_FETCH_MAX = 4096
+
+
+def top_k(fetch: Callable[[int], list[ScoredRecord]], limit: int) -> list[ScoredRecord]:
+    """The best ``limit`` results in a total order: score (to 5 decimals), then record id.
+
+    An engine returns equal-score results in an unspecified order, and which members of a tie class at the
+    cut make it into the top ``limit`` differs between backends (BM25 ties are common). ``fetch(n)`` returns
+    the first ``n`` by score; it is called with a margin, widened until the tie class at the cut is complete,
+    so both backends return the same ids in the same order (up to :data:`TIE_FETCH_MAX` results fetched).
+    """
+    if limit <= 0:
+        return []
+    n = limit + TIE_MARGIN
+    while True:
+        hits = fetch(n)
+        if len(hits) < n or round(hits[-1].score, SCORE_DECIMALS) != round(hits[limit - 1].score, SCORE_DECIMALS):
+            break
+        if n >= TIE_FETCH_MAX + limit:
+            break
+        n = min(n * 2, TIE_FETCH_MAX + limit)
+    hits.sort(key=lambda h: (-round(h.score, SCORE_DECIMALS), h.record.id))
+    return hits[:limit]
 
 
 def iso(value: datetime) -> str:
@@ -118,6 +184,7 @@ INDEXES: dict[str, str] = {
     "kind": "keyword",
     "hash": "keyword",
     "session_id": "keyword",
+    "seq": "integer",
     TIME_FIELD: "datetime",
     "created_at": "datetime",
     STATE_FIELD: "keyword",

@@ -8,6 +8,7 @@ is shared by all threads: writes are serialised by a lock, reads run concurrentl
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -19,21 +20,27 @@ import numpy as np
 from ..errors import StoreError, StoreLockedError
 from ..models import MemoryRecord
 from .base import (
-    STATE_FIELD,
     INDEXES,
+    STATE_FIELD,
     TIME_FIELD,
     MemoryFilter,
     ScoredRecord,
     StoreQuery,
     from_payload,
     iso,
+    page_by_time,
     sparse_document,
     sparse_query,
     to_payload,
+    top_k,
 )
 
 DENSE = "dense"
 SPARSE = "bm25"
+#: Optimizer settings of new shards: ``optimize()`` vacuums any segment with deleted points (``forget_user``
+#: calls it) and never builds HNSW (per-user search is an exact scan of the tenant's points through the
+#: payload index, and an HNSW build of a large shard would take minutes).
+VACUUM: dict[str, Any] = {"deleted_threshold": 0.0, "vacuum_min_vector_number": 0, "indexing_threshold": 0}
 
 
 class _DirectoryLock:
@@ -77,6 +84,7 @@ class EdgeStore:
         self.dimensions = dimensions
         self._lock_file = _DirectoryLock(self.path)
         self._write = threading.Lock()
+        self._shard: Any = None
         shard_dir = self.path / "shard"
         try:
             if (shard_dir / "edge_config.json").exists():
@@ -86,6 +94,7 @@ class EdgeStore:
                 config = q.EdgeConfig(
                     vectors={DENSE: q.EdgeVectorParams(size=dimensions, distance=q.Distance.Cosine)},
                     sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+                    optimizers=q.EdgeOptimizersConfig(**VACUUM),
                 )
                 self._shard = q.EdgeShard.create(str(shard_dir), config)
                 self._create_indexes()
@@ -96,9 +105,13 @@ class EdgeStore:
             self._lock_file.release()
             raise StoreError(f"cannot open the embedded store at {shard_dir}: {exc}") from exc
 
-    def _check_dimensions(self, shard_dir: Path) -> None:
-        import json
+    def _vacuums(self) -> bool:
+        """Whether this shard was created with :data:`VACUUM` (older shards would build HNSW on optimize)."""
+        config = json.loads((self.path / "shard" / "edge_config.json").read_text())
+        optimizers = config.get("optimizers") or {}
+        return all(optimizers.get(k) == v for k, v in VACUUM.items())
 
+    def _check_dimensions(self, shard_dir: Path) -> None:
         config = json.loads((shard_dir / "edge_config.json").read_text())
         size = config.get("vectors", {}).get(DENSE, {}).get("size")
         if size is not None and int(size) != self.dimensions:
@@ -120,9 +133,16 @@ class EdgeStore:
                 schema = q.PayloadSchemaType.Keyword
             elif kind == "datetime":
                 schema = q.PayloadSchemaType.Datetime
+            elif kind == "integer":
+                schema = q.PayloadSchemaType.Integer
             else:
                 raise AssertionError(kind)
             self._shard.update(q.UpdateOperation.create_field_index(field, schema))
+
+    def _open(self) -> Any:
+        if self._shard is None:
+            raise StoreError(f"the store at {self.path} is closed")
+        return self._shard
 
     # -- filters -------------------------------------------------------------------------------------------
     def _filter(self, flt: MemoryFilter) -> Any:
@@ -136,6 +156,8 @@ class EdgeStore:
             must.append(q.FieldCondition(key="kind", match=q.MatchAny(list(flt.kinds))))
         if flt.session_id is not None:
             must.append(q.FieldCondition(key="session_id", match=q.MatchValue(flt.session_id)))
+        if flt.seq_min is not None or flt.seq_max is not None:
+            must.append(q.FieldCondition(key="seq", range=q.RangeFloat(gte=flt.seq_min, lte=flt.seq_max)))
         if flt.hash is not None:
             must.append(q.FieldCondition(key="hash", match=q.MatchValue(flt.hash)))
         if flt.since is not None or flt.until is not None:
@@ -173,25 +195,30 @@ class EdgeStore:
             return
         points = self._points(records, vectors)
         with self._write:
-            self._shard.update(self._q.UpdateOperation.upsert_points(points))
+            self._open().update(self._q.UpdateOperation.upsert_points(points))
 
     def set_payload(self, records: Sequence[MemoryRecord]) -> None:
         with self._write:
             for record in records:
-                self._shard.update(self._q.UpdateOperation.overwrite_payload([record.id], to_payload(record)))
+                self._open().update(self._q.UpdateOperation.overwrite_payload([record.id], to_payload(record)))
 
     def delete(self, ids: Sequence[str], flt: MemoryFilter) -> None:
         if not ids:
             return
         scoped = MemoryFilter(**{**flt.__dict__, "ids": list(ids), "deleted": None})
         with self._write:
-            self._shard.update(self._q.UpdateOperation.delete_points_by_filter(self._filter(scoped)))
+            self._open().update(self._q.UpdateOperation.delete_points_by_filter(self._filter(scoped)))
 
     def delete_user(self, user_id: str) -> int:
         flt = MemoryFilter(user_id=user_id, deleted=None)
         with self._write:
             removed = self.count(flt)
-            self._shard.update(self._q.UpdateOperation.delete_points_by_filter(self._filter(flt)))
+            self._open().update(self._q.UpdateOperation.delete_points_by_filter(self._filter(flt)))
+            if removed and self._vacuums():
+                # Erasure: rewrite segments without the deleted points, so their payload (the text) leaves
+                # the segment files. The engine's WAL keeps the operations until it recycles its segment.
+                self._open().optimize()
+                self._open().flush()
         return removed
 
     # -- reads ---------------------------------------------------------------------------------------------
@@ -199,10 +226,10 @@ class EdgeStore:
         if not ids:
             return []
         scoped = MemoryFilter(**{**flt.__dict__, "ids": list(ids)})
-        points, _ = self._shard.scroll(
+        points, _ = self._open().scroll(
             self._q.ScrollRequest(limit=len(ids), filter=self._filter(scoped), with_payload=True, with_vector=False)
         )
-        by_id = {str(p.id): from_payload(p.payload) for p in points}
+        by_id = {str(p.id): from_payload(p.payload or {}) for p in points}
         return [by_id[i] for i in ids if i in by_id]
 
     def query(self, q: StoreQuery) -> list[ScoredRecord]:
@@ -216,34 +243,41 @@ class EdgeStore:
             query = qe.Query.Nearest(qe.SparseVector(indices=indices, values=values), using=SPARSE)
         else:
             raise StoreError("StoreQuery needs dense or text")
-        points = self._shard.query(
-            qe.QueryRequest(limit=q.limit, query=query, filter=self._filter(q.filter), with_payload=True)
-        )
-        return [ScoredRecord(from_payload(p.payload), float(p.score)) for p in points]
+        flt = self._filter(q.filter)
+
+        def fetch(n: int) -> list[ScoredRecord]:
+            points = self._open().query(qe.QueryRequest(limit=n, query=query, filter=flt, with_payload=True))
+            return [ScoredRecord(from_payload(p.payload or {}), float(p.score)) for p in points]
+
+        return top_k(fetch, q.limit)
 
     def scroll(
         self, flt: MemoryFilter, *, offset: int, limit: int, order: Literal["asc", "desc"] = "desc"
     ) -> list[MemoryRecord]:
         qe = self._q
-        if limit <= 0:
-            return []
         direction = qe.Direction.Desc if order == "desc" else qe.Direction.Asc
-        points, _ = self._shard.scroll(
-            qe.ScrollRequest(
-                limit=offset + limit,
-                filter=self._filter(flt),
-                with_payload=True,
-                with_vector=False,
-                order_by=qe.OrderBy(TIME_FIELD, direction=direction),
+
+        def first(n: int) -> list[MemoryRecord]:
+            points, _ = self._open().scroll(
+                qe.ScrollRequest(limit=n, filter=self._filter(flt), with_payload=True, with_vector=False,
+                                 order_by=qe.OrderBy(TIME_FIELD, direction=direction))
             )
-        )
-        return [from_payload(p.payload) for p in points[offset : offset + limit]]
+            return [from_payload(p.payload or {}) for p in points]
+
+        def at(tied: MemoryFilter) -> list[MemoryRecord]:
+            n = self.count(tied)
+            points, _ = self._open().scroll(
+                qe.ScrollRequest(limit=max(n, 1), filter=self._filter(tied), with_payload=True, with_vector=False)
+            )
+            return [from_payload(p.payload or {}) for p in points]
+
+        return page_by_time(first, at, flt, offset=offset, limit=limit, order=order)
 
     def count(self, flt: MemoryFilter) -> int:
-        return int(self._shard.count(self._q.CountRequest(exact=True, filter=self._filter(flt))))
+        return int(self._open().count(self._q.CountRequest(exact=True, filter=self._filter(flt))))
 
     def close(self) -> None:
-        if getattr(self, "_shard", None) is not None:
+        if self._shard is not None:
             with self._write:
                 self._shard.flush()
                 self._shard.close()

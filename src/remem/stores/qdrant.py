@@ -18,17 +18,19 @@ import numpy as np
 from ..errors import StoreError
 from ..models import MemoryRecord
 from .base import (
-    STATE_FIELD,
     INDEXES,
+    STATE_FIELD,
     TIME_FIELD,
     MemoryFilter,
     ScoredRecord,
     StoreQuery,
     from_payload,
     iso,
+    page_by_time,
     sparse_document,
     sparse_query,
     to_payload,
+    top_k,
 )
 
 DENSE = "dense"
@@ -96,6 +98,8 @@ class QdrantStore:
                     schema = m.PayloadSchemaType.KEYWORD
                 elif kind == "datetime":
                     schema = m.PayloadSchemaType.DATETIME
+                elif kind == "integer":
+                    schema = m.PayloadSchemaType.INTEGER
                 else:
                     raise AssertionError(kind)
                 self._client.create_payload_index(self.collection, field, field_schema=schema)
@@ -111,6 +115,8 @@ class QdrantStore:
             must.append(m.FieldCondition(key="kind", match=m.MatchAny(any=list(flt.kinds))))
         if flt.session_id is not None:
             must.append(m.FieldCondition(key="session_id", match=m.MatchValue(value=flt.session_id)))
+        if flt.seq_min is not None or flt.seq_max is not None:
+            must.append(m.FieldCondition(key="seq", range=m.Range(gte=flt.seq_min, lte=flt.seq_max)))
         if flt.hash is not None:
             must.append(m.FieldCondition(key="hash", match=m.MatchValue(value=flt.hash)))
         if flt.since is not None or flt.until is not None:
@@ -188,27 +194,37 @@ class QdrantStore:
             query, using = m.SparseVector(indices=indices, values=values), SPARSE
         else:
             raise StoreError("StoreQuery needs dense or text")
-        result = self._client.query_points(
-            self.collection, query=query, using=using, query_filter=self._filter(q.filter), limit=q.limit,
-            with_payload=True,
-        )
-        return [ScoredRecord(from_payload(p.payload or {}), float(p.score)) for p in result.points]
+        flt = self._filter(q.filter)
+
+        def fetch(n: int) -> list[ScoredRecord]:
+            result = self._client.query_points(
+                self.collection, query=query, using=using, query_filter=flt, limit=n, with_payload=True
+            )
+            return [ScoredRecord(from_payload(p.payload or {}), float(p.score)) for p in result.points]
+
+        return top_k(fetch, q.limit)
 
     def scroll(
         self, flt: MemoryFilter, *, offset: int, limit: int, order: Literal["asc", "desc"] = "desc"
     ) -> list[MemoryRecord]:
         m = self._m
-        if limit <= 0:
-            return []
         direction = m.Direction.DESC if order == "desc" else m.Direction.ASC
-        points, _ = self._client.scroll(
-            self.collection,
-            scroll_filter=self._filter(flt),
-            limit=offset + limit,
-            with_payload=True,
-            order_by=m.OrderBy(key=TIME_FIELD, direction=direction),
-        )
-        return [from_payload(p.payload or {}) for p in points[offset : offset + limit]]
+
+        def first(n: int) -> list[MemoryRecord]:
+            points, _ = self._client.scroll(
+                self.collection, scroll_filter=self._filter(flt), limit=n, with_payload=True,
+                order_by=m.OrderBy(key=TIME_FIELD, direction=direction),
+            )
+            return [from_payload(p.payload or {}) for p in points]
+
+        def at(tied: MemoryFilter) -> list[MemoryRecord]:
+            n = self.count(tied)
+            points, _ = self._client.scroll(
+                self.collection, scroll_filter=self._filter(tied), limit=max(n, 1), with_payload=True
+            )
+            return [from_payload(p.payload or {}) for p in points]
+
+        return page_by_time(first, at, flt, offset=offset, limit=limit, order=order)
 
     def count(self, flt: MemoryFilter) -> int:
         return int(self._client.count(self.collection, count_filter=self._filter(flt), exact=True).count)

@@ -1,0 +1,70 @@
+"""The common shape both benchmark loaders produce: conversations of turns, and questions with evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..models import MemoryRecord
+
+
+@dataclass
+class Turn:
+    """One utterance. ``id`` is the dataset's turn id (LoCoMo ``dia_id``; LongMemEval ``<session>#<index>``)."""
+
+    id: str
+    session_id: str
+    seq: int
+    speaker: str
+    role: str
+    text: str
+    observed_at: datetime | None = None
+    caption: str | None = None  # LoCoMo image turns: the BLIP caption, the only trace of the image
+
+    def memory_text(self) -> str:
+        """What remem indexes for the turn: ``speaker: text`` plus the image caption when there is one."""
+        body = self.text.strip()
+        if self.caption:
+            body = f"{body} [shares a photo: {self.caption.strip()}]".strip()
+        return f"{self.speaker}: {body}" if self.speaker else body
+
+    def record(self, user_id: str) -> MemoryRecord:
+        return MemoryRecord(
+            user_id=user_id, text=self.memory_text(), kind="episode", observed_at=self.observed_at,
+            source_ids=[self.id], role=self.role, speaker=self.speaker or None, session_id=self.session_id,
+            seq=self.seq,
+        )
+
+
+@dataclass
+class Question:
+    """A question with its gold evidence turn ids; ``category`` is a readable name (``multi-hop`` …)."""
+
+    id: str
+    text: str
+    category: str
+    evidence: list[str]
+    answer: str | None = None
+    reference_time: datetime | None = None
+    answer_sessions: list[str] = field(default_factory=list)
+    adversarial_answer: str | None = None
+
+
+@dataclass
+class Conversation:
+    """One user's history (LoCoMo: a conversation; LongMemEval: one question's haystack) and its questions."""
+
+    id: str
+    turns: list[Turn]
+    questions: list[Question]
+
+    @property
+    def user_id(self) -> str:
+        return f"bench-{self.id}"
+
+
+def session_of(turn_id: str) -> str:
+    """The session part of a turn id (``D3:4`` -> ``D3``; ``abc_1#4`` -> ``abc_1``)."""
+    if "#" in turn_id:
+        return turn_id.rsplit("#", 1)[0]
+    return turn_id.split(":", 1)[0]

@@ -1,0 +1,5 @@
+"""``python -m remem.cli`` — the same as the ``remem`` script."""
+
+from . import main
+
+main()

@@ -1,0 +1,224 @@
+"""The chat agent: ``dspy.ReAct(ResponseGenerator)`` with memory tools bound to the current user.
+
+Per reply the agent sees the core facts of the user (facts in ``core_categories``, newest first, at most
+``core_limit``) in its prompt, a bounded transcript (the last ``window`` messages), the question and the time.
+It may call ``fetch_similar_memories``, ``search_by_category`` and ``search_by_time`` — closures over the
+user id, so no argument can reach another user — at most ``max_tool_calls`` times; further calls answer
+"limit reached". It answers and says whether the turn is worth remembering (``save_memory``). If so, the turn
+is queued durably and stored as an episode *before* extraction + maintenance run, here or in a background
+thread (``background=True``): a crash or a bad LM output leaves it in the pending queue, never lost.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..errors import ConfigurationError, LLMError, RememError
+from ..memory.core import Memory
+from ..models import LLMUsage, MemoryEvent, MemoryRecord, Message, SearchHit, utcnow
+from ..validation import check_user_id
+from .dates import parse_date
+from .ingest import Pipeline
+from .lm import RETRYABLE, LMSpec, meter, raw_output_of, resolve_lm
+from .react import GuardedReAct, tool_calls
+from .signatures import CORE_CATEGORIES, ResponseGenerator
+
+
+class ToolCall(BaseModel):
+    """One memory search the agent made: the tool, its arguments, and what it found (or the error)."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    found: list[str] = Field(default_factory=list, description="ids of the memories returned")
+    texts: list[str] = Field(default_factory=list, description="texts of the memories returned")
+    error: str | None = None
+
+
+class AgentReply(BaseModel):
+    """What :meth:`Agent.reply` returns."""
+
+    response: str
+    save_memory: bool
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    events: list[MemoryEvent] = Field(default_factory=list, description="memory changes made after the turn")
+    job_id: str | None = Field(default=None, description="pending-queue job of the turn (when save_memory)")
+    memory_error: str | None = Field(default=None, description="extraction/maintenance failure; turn queued")
+    usage: LLMUsage = Field(default_factory=LLMUsage)
+
+
+def _format_hits(records: Sequence[MemoryRecord]) -> str:
+    if not records:
+        return "no memories found"
+    lines = []
+    for r in records:
+        when = (r.observed_at or r.created_at).date().isoformat()
+        who = f"{r.speaker or r.role or 'user'} said: " if r.kind == "episode" else ""
+        cats = f" [{', '.join(r.categories)}]" if r.categories else ""
+        lines.append(f"- ({when}) {who}{r.text}{cats}")
+    return "\n".join(lines)
+
+
+class Agent:
+    """A chat agent with long-term memory: ``Agent(memory, lm=...)``, then ``agent.reply(user_id, text)``."""
+
+    def __init__(
+        self,
+        memory: Memory,
+        lm: LMSpec | None = None,
+        *,
+        api_base: str | None = None,
+        window: int = 12,
+        core_limit: int = 8,
+        core_categories: Sequence[str] = CORE_CATEGORIES,
+        max_tool_calls: int = 3,
+        search_limit: int = 5,
+        background: bool = False,
+        instructions: str | None = None,
+        retries: int = 2,
+    ) -> None:
+        if lm is None and memory.pipeline is None:
+            raise ConfigurationError("Agent needs a language model: Agent(memory, lm='openai/gpt-4o-mini')")
+        self.memory = memory
+        self.lm = resolve_lm(lm, api_base=api_base) if lm is not None else memory.pipeline.lm
+        self.pipeline: Pipeline = memory.pipeline if memory.pipeline is not None else Pipeline(memory, self.lm)
+        self.window, self.core_limit, self.core_categories = window, core_limit, list(core_categories)
+        self.max_tool_calls, self.search_limit, self.background, self.retries = (
+            max_tool_calls, search_limit, background, retries)
+        base = instructions or ResponseGenerator.instructions
+        self.signature = ResponseGenerator.with_instructions(inspect.cleandoc(base))
+        self._transcripts: dict[str, deque[Message]] = {}
+        self._lock = threading.Lock()
+
+    # -- state -------------------------------------------------------------------------------------------
+    def transcript(self, user_id: str) -> list[Message]:
+        with self._lock:
+            return list(self._transcripts.get(user_id, ()))
+
+    def reset(self, user_id: str) -> None:
+        with self._lock:
+            self._transcripts.pop(user_id, None)
+
+    def _remember_turn(self, user_id: str, *messages: Message) -> None:
+        with self._lock:
+            self._transcripts.setdefault(user_id, deque(maxlen=self.window)).extend(messages)
+
+    def core_facts(self, user_id: str) -> list[MemoryRecord]:
+        page = self.memory.list(user_id=user_id, kinds=["fact"], categories=self.core_categories,
+                                limit=self.core_limit)
+        return page.items
+
+    # -- tools -------------------------------------------------------------------------------------------
+    def _tools(self, user_id: str, calls: list[ToolCall]) -> list[Callable[..., str]]:
+        used = [0]  # searches run in this reply (calls rejected for bad arguments do not count)
+
+        def run(name: str, args: dict[str, Any], search_text: str, **filters: Any) -> str:
+            if used[0] >= self.max_tool_calls:
+                return "limit reached: no more memory searches; answer with what you have"
+            used[0] += 1
+            call = ToolCall(name=name, args=args)
+            calls.append(call)
+            try:
+                records: list[MemoryRecord]
+                if search_text and search_text.strip():
+                    hits: list[SearchHit] = self.memory.search(search_text, user_id=user_id,
+                                                               limit=self.search_limit, **filters)
+                    records = [h.record for h in hits]
+                else:
+                    records = self.memory.list(user_id=user_id, limit=self.search_limit, **filters).items
+            except RememError as exc:
+                call.error = str(exc)
+                return f"error: {exc}"
+            call.found, call.texts = [r.id for r in records], [r.text for r in records]
+            return _format_hits(records)
+
+        def fetch_similar_memories(search_text: str) -> str:
+            """Search the user's long-term memories by meaning and keywords."""
+            return run("fetch_similar_memories", {"search_text": search_text}, search_text)
+
+        def search_by_category(category: str, search_text: str) -> str:
+            return run("search_by_category", {"category": category, "search_text": search_text}, search_text,
+                       categories=[category])
+
+        search_by_category.__doc__ = ("Search the user's memories within one category, one of: "
+                                      + ", ".join(self.pipeline.extractor.categories))
+
+        def search_by_time(start: str, end: str, search_text: str) -> str:
+            """Search the user's memories of a period: start and end as YYYY-MM-DD (inclusive)."""
+            args = {"start": start, "end": end, "search_text": search_text}
+            since, until = parse_date(start), parse_date(end)
+            if since is None or until is None:
+                calls.append(ToolCall(name="search_by_time", args=args, error="bad dates"))
+                return "error: start and end must be dates as YYYY-MM-DD"
+            if until == until.replace(hour=0, minute=0, second=0, microsecond=0):
+                until = until + timedelta(days=1) - timedelta(microseconds=1)
+            return run("search_by_time", args, search_text, since=since, until=until)
+
+        return [fetch_similar_memories, search_by_category, search_by_time]
+
+    # -- the turn ----------------------------------------------------------------------------------------
+    def reply(self, user_id: str, text: str, *, session_id: str | None = None, now: datetime | None = None) -> AgentReply:
+        user_id = check_user_id(user_id)
+        text = self.memory._text(text, "message")
+        now = now or utcnow()
+        history = self.transcript(user_id)
+        turn = Message(role="user", content=text, timestamp=now, id=f"m-{uuid.uuid4().hex[:12]}")
+        core = self.core_facts(user_id)
+        calls: list[ToolCall] = []
+        last: BaseException | None = None
+        with meter(self.lm) as m:
+            for _ in range(self.retries + 1):
+                calls.clear()
+                agent = GuardedReAct(self.signature, tools=self._tools(user_id, calls),
+                                     max_iters=2 * self.max_tool_calls + 2)
+                try:
+                    prediction = agent(
+                        core_memories="\n".join(f"- {r.text}" for r in core) or "(none yet)",
+                        transcript="\n".join(f"{x.role}: {x.content}" for x in history) or "(new conversation)",
+                        question=text, now=now.strftime("%Y-%m-%d %H:%M UTC (%A)"),
+                    )
+                    response, save = str(prediction.response).strip(), bool(prediction.save_memory)
+                    if not response:
+                        raise ValueError("empty response")
+                    break
+                except RETRYABLE as exc:
+                    last = exc
+            else:
+                assert last is not None
+                raise LLMError(f"the chat agent failed after {self.retries + 1} attempts ({type(last).__name__})",
+                               raw_output=raw_output_of(last), usage=m.usage.model_dump())
+            usage = m.usage
+        self._check_calls(prediction.trajectory, calls)
+        out = AgentReply(response=response, save_memory=save, tool_calls=calls, usage=usage)
+        self._remember_turn(user_id, turn, Message(role="assistant", content=response, timestamp=utcnow()))
+        if save:
+            out.job_id, _ = self.pipeline.submit([turn], user_id=user_id, session_id=session_id, actor="agent",
+                                                 context=history)
+            if self.background:
+                self.pipeline.process_in_background(out.job_id)
+            else:
+                try:
+                    result = self.pipeline.process(out.job_id)
+                    out.events, out.usage = result.events, out.usage + result.usage
+                except LLMError as exc:
+                    out.memory_error = str(exc)
+                    out.usage = out.usage + LLMUsage.model_validate(exc.context.get("usage") or {})
+        return out
+
+    @staticmethod
+    def _check_calls(trajectory: dict[str, Any], calls: list[ToolCall]) -> None:
+        """Record tool calls that failed before reaching our code (bad arguments, unknown tools)."""
+        for name, args, observation in tool_calls(trajectory):
+            if observation.startswith(("Execution error", "error: there is no tool")):
+                calls.append(ToolCall(name=name, args=args if isinstance(args, dict) else {}, error=observation[:300]))
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for background memory jobs of this agent's pipeline."""
+        self.pipeline.wait(timeout)

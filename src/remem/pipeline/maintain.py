@@ -1,0 +1,225 @@
+"""Maintenance: reconcile new facts with a user's existing facts through a ``dspy.ReAct`` agent.
+
+The agent sees the similar existing facts of *this* user as small integers (0, 1, 2 …) — never UUIDs, which
+models copy badly — and acts through four tools bound by the host to the user (the user id is never a tool
+argument): ``add_memory``, ``update_memory``, ``delete_memories``, ``no_op``. Every tool validates its input
+and answers an invented id, a malformed argument or an unknown tool with an error *observation* and no side
+effect, so the model can correct itself. ``add_memory`` deduplicates before inserting: exact (same normalised
+text as a live fact) and near (dense cosine ≥ ``near_duplicate``) duplicates are NOOPs. Updates keep the memory
+id and put the old text in history; deletes are soft (restorable). Only ``kind="fact"`` memories take part:
+raw turns (episodes) are never rewritten.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import MaintenanceError, RememError
+from ..memory.core import Memory
+from ..models import EventType, MemoryEvent, MemoryRecord, content_hash
+from ..stores import MemoryFilter
+from ..validation import check_categories
+from .extract import Fact
+from .lm import RETRYABLE, raw_output_of
+from .react import GuardedReAct
+from .signatures import UpdateMemory
+
+
+def find_fact_duplicate(memory: Memory, user_id: str, text: str) -> MemoryRecord | None:
+    """A live *fact* of this user with the same normalised text (episodes do not count)."""
+    flt = MemoryFilter(user_id=user_id, hash=content_hash(text), kinds=["fact"])
+    found = memory.store.scroll(flt, offset=0, limit=1)
+    return found[0] if found else None
+
+
+class MaintenanceSession:
+    """One run of the agent: the integer table, the tools (closures over the user) and the events they cause."""
+
+    def __init__(
+        self, memory: Memory, user_id: str, facts: Sequence[Fact], *, session_id: str | None, actor: str,
+        metadata: dict[str, Any] | None, similar_per_fact: int, max_existing: int, near_duplicate: float,
+    ) -> None:
+        self.memory, self.user_id, self.facts = memory, user_id, list(facts)
+        self.session_id, self.actor, self.metadata = session_id, actor, dict(metadata or {})
+        self.near_duplicate = near_duplicate
+        self.events: list[MemoryEvent] = []
+        self.table: list[MemoryRecord] = []
+        self.deleted: set[int] = set()
+        for fact in self.facts:
+            for hit in memory.search(fact.text, user_id=user_id, kinds=["fact"], limit=similar_per_fact):
+                if len(self.table) < max_existing and all(r.id != hit.record.id for r in self.table):
+                    self.table.append(hit.record)
+        self.fact_vectors = memory.embedder.embed([f.text for f in self.facts]) if self.facts else None
+
+    # -- prompt ----------------------------------------------------------------------------------------
+    def facts_text(self) -> str:
+        lines = []
+        for i, f in enumerate(self.facts):
+            when = f" ({f.observed_at.date().isoformat()})" if f.observed_at else ""
+            lines.append(f"F{i}: {f.text} [{', '.join(f.categories)}]{when}")
+        return "\n".join(lines)
+
+    def existing_text(self) -> str:
+        if not self.table:
+            return "(none: this user has no similar memories yet)"
+        return "\n".join(f"{i}: {r.text}" for i, r in enumerate(self.table))
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _index_of(self, record: MemoryRecord) -> int:
+        for i, r in enumerate(self.table):
+            if r.id == record.id:
+                return i
+        self.table.append(record)
+        return len(self.table) - 1
+
+    def _lookup(self, value: object) -> MemoryRecord | str:
+        """The record behind an integer id, or an error observation."""
+        valid = f"valid ids are 0-{len(self.table) - 1}" if self.table else "there are no existing memories"
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"error: id must be an integer from the list, got {value!r}; {valid}"
+        if value < 0 or value >= len(self.table):
+            return f"error: there is no memory {value}; {valid}"
+        if value in self.deleted:
+            return f"error: memory {value} was already deleted"
+        return self.table[value]
+
+    def _source_fact(self, text: str) -> Fact | None:
+        """The new fact a text written by the agent comes from (closest by embedding)."""
+        if not self.facts or self.fact_vectors is None:
+            return None
+        vector = self.memory.embedder.embed([text])[0]
+        return self.facts[int(np.argmax(self.fact_vectors @ vector))]
+
+    # -- tools -----------------------------------------------------------------------------------------
+    def tools(self) -> list[Callable[..., str]]:
+        def add_memory(text: str, categories: list[str] | None = None) -> str:
+            """Store a new fact about the user (categories: one or more of the fact's categories)."""
+            try:
+                text = self.memory._text(text)
+                cats = check_categories(categories)
+            except RememError as exc:
+                return f"error: {exc}"
+            twin = find_fact_duplicate(self.memory, self.user_id, text)
+            if twin is None:
+                near = self.memory.search(text, user_id=self.user_id, kinds=["fact"], limit=1, mode="dense",
+                                          threshold=self.near_duplicate)
+                twin = near[0].record if near else None
+            if twin is not None:
+                self.events.append(MemoryEvent(event=EventType.NOOP, memory_id=twin.id, text=text,
+                                               reason="duplicate of an existing memory"))
+                return f"not added: memory {self._index_of(twin)} already says this (no change)"
+            source = self._source_fact(text)
+            record = MemoryRecord(
+                user_id=self.user_id, text=text, kind="fact",
+                categories=cats or (source.categories if source else []),
+                observed_at=source.observed_at if source else None,
+                source_ids=source.source_ids if source else [], session_id=self.session_id,
+                metadata=self.metadata,
+            )
+            self.memory.add_records([record], actor=self.actor, dedupe=False)
+            self.events.append(MemoryEvent(event=EventType.ADD, memory_id=record.id, text=text))
+            return f"added as memory {self._index_of(record)}"
+
+        def update_memory(id: int, new_text: str) -> str:
+            """Rewrite existing memory `id` (an integer from the list) so it states the current truth."""
+            found = self._lookup(id)
+            if isinstance(found, str):
+                return found
+            try:
+                new_text = self.memory._text(new_text, "new_text")
+            except RememError as exc:
+                return f"error: {exc}"
+            if content_hash(new_text) == found.hash:
+                self.events.append(MemoryEvent(event=EventType.NOOP, memory_id=found.id, text=found.text,
+                                               reason="update with identical text"))
+                return f"memory {id} already says this (no change)"
+            twin = find_fact_duplicate(self.memory, self.user_id, new_text)
+            if twin is not None and twin.id != found.id:
+                return (f"error: memory {self._index_of(twin)} already says this; delete memory {id} instead "
+                        "if it is obsolete")
+            source = self._source_fact(new_text)
+            updated = self.memory.update(
+                found.id, new_text, user_id=self.user_id, actor=self.actor, reason="maintenance",
+                observed_at=source.observed_at if source else None,
+                source_ids=source.source_ids if source else None,
+            )
+            self.table[id] = updated
+            self.events.append(MemoryEvent(event=EventType.UPDATE, memory_id=found.id, text=updated.text,
+                                           old_text=found.text))
+            return f"updated memory {id}"
+
+        def delete_memories(ids: list[int]) -> str:
+            """Soft-delete existing memories that are now false or retracted (integers from the list)."""
+            if not ids:
+                return "error: give at least one id from the list"
+            records = []
+            for value in dict.fromkeys(ids):
+                found = self._lookup(value)
+                if isinstance(found, str):
+                    return found + " (nothing was deleted)"
+                records.append((value, found))
+            for value, record in records:
+                self.memory.delete(record.id, user_id=self.user_id, actor=self.actor, reason="maintenance")
+                self.deleted.add(value)
+                self.events.append(MemoryEvent(event=EventType.DELETE, memory_id=record.id, old_text=record.text))
+            return f"deleted memories {', '.join(str(v) for v, _ in records)}"
+
+        def no_op() -> str:
+            """Change nothing (the new facts are already known or not worth storing)."""
+            self.events.append(MemoryEvent(event=EventType.NOOP, reason="no change needed"))
+            return "ok: nothing changed"
+
+        return [add_memory, update_memory, delete_memories, no_op]
+
+    def result(self) -> list[MemoryEvent]:
+        if not self.events:
+            return [MemoryEvent(event=EventType.NOOP, text=f.text, reason="agent finished without action")
+                    for f in self.facts]
+        return self.events
+
+
+class Maintainer:
+    """The ``UpdateMemory`` ReAct agent with bounded iterations and retries. Call inside :func:`lm.meter`."""
+
+    def __init__(
+        self, memory: Memory, *, instructions: str | None = None, retries: int = 2, max_iters: int | None = None,
+        similar_per_fact: int = 5, max_existing: int = 20, near_duplicate: float = 0.92,
+    ) -> None:
+        self.memory = memory
+        self.signature = UpdateMemory.with_instructions(inspect.cleandoc(instructions or UpdateMemory.instructions))
+        self.retries, self.max_iters = retries, max_iters
+        self.similar_per_fact, self.max_existing, self.near_duplicate = similar_per_fact, max_existing, near_duplicate
+
+    def __call__(
+        self, user_id: str, facts: Sequence[Fact], *, session_id: str | None = None, actor: str = "pipeline",
+        metadata: dict[str, Any] | None = None,
+    ) -> list[MemoryEvent]:
+        if not facts:
+            return []
+        done: list[MemoryEvent] = []
+        last: BaseException | None = None
+        attempts = self.retries + 1
+        for _ in range(attempts):
+            session = MaintenanceSession(
+                self.memory, user_id, facts, session_id=session_id, actor=actor, metadata=metadata,
+                similar_per_fact=self.similar_per_fact, max_existing=self.max_existing,
+                near_duplicate=self.near_duplicate,
+            )
+            iters = self.max_iters or min(6 + 2 * len(facts), 16)
+            agent = GuardedReAct(self.signature, tools=session.tools(), max_iters=iters)
+            try:
+                agent(new_facts=session.facts_text(), existing_memories=session.existing_text())
+            except RETRYABLE as exc:
+                done.extend(session.events)  # changes made before the failure did happen: report them
+                last = exc
+                continue
+            return done + session.result()
+        assert last is not None
+        raise MaintenanceError(
+            f"memory maintenance failed after {attempts} attempts ({type(last).__name__})",
+            raw_output=raw_output_of(last), attempts=attempts, events=[e.model_dump(mode="json") for e in done],
+        ) from last

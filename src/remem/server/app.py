@@ -1,0 +1,129 @@
+"""The FastAPI application factory: routes, auth, limits, access log, error edge, the web page at ``/ui``,
+and (optionally) the MCP endpoint at ``/mcp`` — all in the one process that owns the data directory."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict
+from starlette.routing import Route
+
+from .. import __version__
+from ..memory import Memory
+from ..stores import MemoryFilter
+from . import admin, http_errors, routes
+from .access_log import AccessLogMiddleware
+from .auth import KeyStore
+from .limits import BodyLimitMiddleware, RateLimiter
+from .schemas import Health, Ready
+
+log = logging.getLogger("remem.server")
+
+
+def _env_num(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+class ServerConfig(BaseModel):
+    """Server limits and switches. Defaults come from ``REMEM_MAX_BODY_BYTES``, ``REMEM_RATE_LIMIT`` (requests
+    per second per key, 0 = off) and ``REMEM_RATE_BURST``. The LM is the memory's own (``Memory(lm=...)``,
+    ``REMEM_LM``): with one, ``infer=true`` and ``/chat`` work; without, they answer 503."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_bytes: int = 1_048_576
+    rate_limit: float = 50.0
+    rate_burst: int = 100
+    debug: bool = False
+    mcp: bool = True
+    mcp_user: str = "default"
+    host: str = "127.0.0.1"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ServerConfig:
+        values: dict[str, Any] = {
+            "max_body_bytes": int(_env_num("REMEM_MAX_BODY_BYTES", 1_048_576)),
+            "rate_limit": _env_num("REMEM_RATE_LIMIT", 50.0),
+            "rate_burst": int(_env_num("REMEM_RATE_BURST", 100)),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+
+def _make_agent(memory: Memory) -> Any:
+    """The chat agent of :mod:`remem.pipeline` when the memory has an LM (``Memory(lm=...)``/``REMEM_LM``)."""
+    if memory.pipeline is None:
+        return None
+    from ..pipeline import Agent
+
+    return Agent(memory)
+
+
+def create_app(memory: Memory, keys: KeyStore, config: ServerConfig | None = None) -> FastAPI:
+    """The ASGI app serving ``memory``. The caller owns ``memory`` and ``keys`` (and closes them)."""
+    config = config or ServerConfig()
+    mcp_app = None
+    if config.mcp:
+        from .mcp import build_mcp_http_app
+
+        mcp_app, mcp_lifespan = build_mcp_http_app(memory, keys, default_user=config.mcp_user, host=config.host)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if mcp_app is not None:
+                await stack.enter_async_context(mcp_lifespan())
+            yield
+
+    app = FastAPI(
+        title="remem",
+        version=__version__,
+        summary="Persistent per-user memory for LLM agents: REST API.",
+        description="Every /v1 route except health and readiness needs an API key (Authorization: Bearer <key> "
+        "or X-API-Key). A key belongs to one tenant; user ids in paths are names within that tenant.",
+        lifespan=lifespan,
+    )
+    app.state.memory = memory
+    app.state.keys = keys
+    app.state.limiter = RateLimiter(config.rate_limit, config.rate_burst)
+    app.state.config = config
+    app.state.agent = _make_agent(memory)
+    http_errors.install(app)
+    app.include_router(routes.router)
+    app.include_router(admin.router)
+
+    @app.get("/v1/health", response_model=Health, tags=["ops"])
+    def health() -> Health:
+        """Liveness: the process answers."""
+        return Health(status="ok", version=__version__)
+
+    @app.get("/v1/ready", response_model=Ready, tags=["ops"], responses={503: {"model": http_errors.ErrorBody}})
+    def ready() -> Ready:
+        """Readiness: the store and the history database answer a query (no data is returned)."""
+        memory.store.count(MemoryFilter(user_id="remem-readiness-probe"))
+        memory.log.count()
+        return Ready(status="ready", store=memory.store.name, embedder=memory.embedder.name,
+                     lm=app.state.agent is not None or memory.pipeline is not None)
+
+    static = resources.files("remem.server").joinpath("static")
+    app.mount("/ui", StaticFiles(directory=str(static), html=True), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    if mcp_app is not None:
+        app.router.routes.append(Route("/mcp", endpoint=mcp_app, methods=["GET", "POST", "DELETE"],
+                                       include_in_schema=False))
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware, debug=config.debug)
+    return app

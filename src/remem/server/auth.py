@@ -1,0 +1,146 @@
+"""API keys, stored hashed in SQLite (``<REMEM_HOME>/keys.sqlite3``), each mapped to a tenant or to the admin role.
+
+A key reads ``rk_<key id>_<secret>``: the key id (public, 12 hex chars) finds the row, the secret (32 random bytes,
+URL-safe base64) is checked by comparing ``sha256(key)`` with the stored hash in constant time. A plain sha256 is
+enough because the key has 256 bits of entropy (no dictionary to attack); the key itself is shown once, at
+creation, and never stored. Revoked keys stay listed (with ``revoked_at``) and never authenticate again.
+
+The key file is separate from the data store, so ``remem keys ...`` works while ``remem serve`` runs (the server
+reads the table on every request: a revocation takes effect at once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from ..errors import AuthError, NotFoundError, ValidationError
+from ..models import utcnow
+from .tenancy import check_tenant
+
+Role = Literal["tenant", "admin"]
+PREFIX = "rk_"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    tenant TEXT,
+    label TEXT,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+)
+"""
+
+
+class Principal(BaseModel):
+    """Who is calling: the key id, its role and (for tenant keys) the tenant."""
+
+    key_id: str
+    role: Role
+    tenant: str | None = None
+
+
+class KeyInfo(BaseModel):
+    """A key as listed (never the secret)."""
+
+    key_id: str
+    role: Role
+    tenant: str | None = None
+    label: str | None = None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class CreatedKey(KeyInfo):
+    """A newly created key: ``api_key`` is shown this one time only."""
+
+    api_key: str
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class KeyStore:
+    """The API key table. Thread-safe (one connection behind a lock; WAL so the CLI can write meanwhile)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(_SCHEMA)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_home(cls, home: str | Path) -> KeyStore:
+        return cls(Path(home).expanduser() / "keys.sqlite3")
+
+    def create(self, *, role: Role = "tenant", tenant: str | None = None, label: str | None = None) -> CreatedKey:
+        if role == "tenant":
+            tenant = check_tenant(tenant)
+        elif role == "admin":
+            if tenant is not None:
+                raise ValidationError("an admin key has no tenant")
+        else:
+            raise ValidationError(f"unknown role {role!r}")
+        if label is not None and len(label) > 200:
+            raise ValidationError("label is longer than 200 characters")
+        key_id = secrets.token_hex(6)
+        api_key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        now = utcnow()
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO api_keys (key_id, hash, role, tenant, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (key_id, _digest(api_key), role, tenant, label, now.isoformat()),
+            )
+        return CreatedKey(key_id=key_id, role=role, tenant=tenant, label=label, created_at=now, api_key=api_key)
+
+    def list(self) -> list[KeyInfo]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT key_id, role, tenant, label, created_at, revoked_at FROM api_keys ORDER BY created_at"
+            ).fetchall()
+        return [
+            KeyInfo(key_id=r[0], role=r[1], tenant=r[2], label=r[3], created_at=r[4], revoked_at=r[5]) for r in rows
+        ]
+
+    def revoke(self, key_id: str) -> KeyInfo:
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                (utcnow().isoformat(), key_id),
+            )
+        if cur.rowcount == 0 and not any(k.key_id == key_id for k in self.list()):
+            raise NotFoundError(f"no API key {key_id!r}", key_id=key_id)
+        return next(k for k in self.list() if k.key_id == key_id)
+
+    def authenticate(self, api_key: str | None) -> Principal:
+        """The principal of a valid, unrevoked key; :class:`AuthError` otherwise (same message for every cause)."""
+        if not api_key:
+            raise AuthError("missing API key: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+        parts = api_key.split("_", 2)
+        key_id = parts[1] if len(parts) == 3 and api_key.startswith(PREFIX) else ""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT hash, role, tenant FROM api_keys WHERE key_id = ? AND revoked_at IS NULL", (key_id,)
+            ).fetchone()
+        # Compare even when no row matched, so timing does not tell a known key id from an unknown one.
+        stored = row[0] if row else "0" * 64
+        if not hmac.compare_digest(stored, _digest(api_key)) or row is None:
+            raise AuthError("invalid or revoked API key")
+        return Principal(key_id=key_id, role=row[1], tenant=row[2])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,211 @@
+"""The MCP server (official ``mcp`` SDK, :class:`~mcp.server.mcpserver.MCPServer`).
+
+Tools: ``add_memory``, ``search_memories``, ``list_memories``, ``update_memory``, ``delete_memory``; resource
+``remem://profile`` (the user's facts, newest first). No tool takes a user id: the user comes from the server's
+configuration or from the connection, never from the model's arguments, so a model cannot reach another user's
+memories by naming them.
+
+- stdio (``remem mcp --user alice [--tenant acme]``): one fixed user per server process.
+- streamable HTTP (``remem mcp --transport http`` or ``/mcp`` on ``remem serve``): every request must carry a
+  tenant API key (``Authorization: Bearer`` or ``X-API-Key``); the user is the connection's ``X-Remem-User``
+  header (set by the host's configuration, not by the model) or the server's ``--user`` default, inside the
+  key's tenant (``<tenant>:<user>``, see :mod:`.tenancy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..errors import AuthError, ForbiddenError, RememError
+from ..memory import Memory
+from ..validation import check_user_id
+from .auth import KeyStore
+from .http_errors import remem_error_response
+from .tenancy import internal_user
+
+UserResolver = Callable[[Context | None], str]
+
+INSTRUCTIONS = (
+    "Long-term memory of the current user. Search it before answering questions about the user; add durable "
+    "facts the user tells you; update or delete memories the user corrects. You cannot choose the user."
+)
+
+
+def _tool_error(exc: RememError) -> ToolError:
+    return ToolError(f"{exc.code}: {exc.message}")
+
+
+def fixed_user(user: str, tenant: str | None = None) -> UserResolver:
+    """Resolver for stdio: the one configured user (in ``tenant`` when given)."""
+    internal = internal_user(tenant, user) if tenant else check_user_id(user)
+    return lambda ctx: internal
+
+
+def api_key_from(headers: Mapping[str, str]) -> str | None:
+    lower = {k.lower(): v for k, v in headers.items()}
+    if lower.get("x-api-key"):
+        return lower["x-api-key"]
+    auth = lower.get("authorization", "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+
+def header_user(keys: KeyStore, default_user: str) -> UserResolver:
+    """Resolver for HTTP: the tenant of the request's API key, the user of its ``X-Remem-User`` header."""
+
+    def resolve(ctx: Context | None) -> str:
+        headers = ctx.headers if ctx is not None else None
+        if headers is None:
+            raise AuthError("no HTTP headers on this connection: an API key is required")
+        who = keys.authenticate(api_key_from(headers))
+        if who.role != "tenant" or who.tenant is None:
+            raise ForbiddenError("MCP needs a tenant key")
+        lower = {k.lower(): v for k, v in headers.items()}
+        return internal_user(who.tenant, lower.get("x-remem-user") or default_user)
+
+    return resolve
+
+
+def _hit_dict(record: Any, score: float | None = None) -> dict[str, Any]:
+    out = {"id": record.id, "text": record.text, "categories": record.categories, "kind": record.kind,
+           "observed_at": record.observed_at.isoformat() if record.observed_at else None,
+           "updated_at": record.updated_at.isoformat()}
+    if score is not None:
+        out["score"] = round(score, 4)
+    return out
+
+
+def build_mcp_server(memory: Memory, resolve: UserResolver, *, static_profile: bool = False) -> MCPServer:
+    server: MCPServer = MCPServer("remem", instructions=INSTRUCTIONS)
+
+    def user(ctx: Context | None) -> str:
+        try:
+            return resolve(ctx)
+        except RememError as exc:
+            raise _tool_error(exc) from exc
+
+    @server.tool()
+    def add_memory(text: str, ctx: Context, categories: list[str] | None = None) -> dict[str, Any]:
+        """Remember a durable fact about the user (one short sentence). Exact duplicates are not stored twice."""
+        try:
+            result = memory.add(text, user_id=user(ctx), categories=categories, actor="mcp")
+        except RememError as exc:
+            raise _tool_error(exc) from exc
+        return {"events": [e.model_dump(mode="json", exclude_none=True) for e in result.events]}
+
+    @server.tool()
+    def search_memories(query: str, ctx: Context, limit: int = 10,
+                        categories: list[str] | None = None) -> list[dict[str, Any]]:
+        """The user's memories most relevant to ``query``, best first."""
+        try:
+            hits = memory.search(query, user_id=user(ctx), limit=limit, categories=categories)
+        except RememError as exc:
+            raise _tool_error(exc) from exc
+        return [_hit_dict(h.record, h.score) for h in hits]
+
+    @server.tool()
+    def list_memories(ctx: Context, limit: int = 20, offset: int = 0,
+                      category: str | None = None) -> dict[str, Any]:
+        """A page of the user's memories, newest first (optionally of one category)."""
+        try:
+            page = memory.list(user_id=user(ctx), limit=limit, offset=offset,
+                               categories=[category] if category else None)
+        except RememError as exc:
+            raise _tool_error(exc) from exc
+        return {"items": [_hit_dict(r) for r in page.items], "total": page.total, "next_offset": page.next_offset}
+
+    @server.tool()
+    def update_memory(memory_id: str, text: str, ctx: Context) -> dict[str, Any]:
+        """Correct a memory's text (same id; the old text stays in its history)."""
+        try:
+            record = memory.update(memory_id, text, user_id=user(ctx), actor="mcp")
+        except RememError as exc:
+            raise _tool_error(exc) from exc
+        return _hit_dict(record) | {"version": record.version}
+
+    @server.tool()
+    def delete_memory(memory_id: str, ctx: Context) -> dict[str, Any]:
+        """Delete a memory that is wrong or that the user asked to forget (restorable by a person)."""
+        try:
+            record = memory.delete(memory_id, user_id=user(ctx), actor="mcp")
+        except RememError as exc:
+            raise _tool_error(exc) from exc
+        return {"id": record.id, "deleted": True}
+
+    def profile(internal: str, limit: int) -> str:
+        page = memory.list(user_id=internal, limit=limit, kinds=["fact"])
+        lines = [f"- {r.text}" + (f"  [{', '.join(r.categories)}]" if r.categories else "") for r in page.items]
+        return "\n".join(lines) if lines else "(no memories yet)"
+
+    @server.resource("remem://profile{?limit}", name="profile", mime_type="text/markdown",
+                     description="What remem knows about the current user: their facts, newest first.")
+    def profile_template(ctx: Context, limit: int = 50) -> str:
+        try:
+            return profile(resolve(ctx), limit)
+        except RememError as exc:
+            raise ResourceError(f"{exc.code}: {exc.message}") from exc
+
+    if static_profile:
+        @server.resource("remem://profile", name="profile", mime_type="text/markdown",
+                         description="What remem knows about the configured user: their facts, newest first.")
+        def profile_static() -> str:
+            return profile(resolve(None), 50)
+
+    return server
+
+
+class _KeyGuard:
+    """ASGI guard in front of the MCP endpoint: no valid tenant key, no MCP session (401/403 JSON)."""
+
+    def __init__(self, app: ASGIApp, keys: KeyStore) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            try:
+                who = self.keys.authenticate(api_key_from(headers))
+                if who.role != "tenant":
+                    raise ForbiddenError("MCP needs a tenant key")
+            except RememError as exc:
+                await remem_error_response(exc)(scope, receive, send)
+                return
+            state = scope.setdefault("state", {})
+            state["tenant"], state["key_id"] = who.tenant, who.key_id
+        await self.app(scope, receive, send)
+
+
+def build_mcp_http_app(
+    memory: Memory, keys: KeyStore, *, default_user: str = "default", host: str = "127.0.0.1"
+) -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[None]]]:
+    """The guarded streamable-HTTP endpoint (an ASGI app to route at ``/mcp``) and the lifespan it needs."""
+    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+
+    server = build_mcp_server(memory, header_user(keys, default_user))
+    # Builds the session manager (stateless: any request of any process-local session may come on its own).
+    server.streamable_http_app(stateless_http=True, json_response=True, host=host)
+    manager = server.session_manager
+    return _KeyGuard(StreamableHTTPASGIApp(manager), keys), manager.run
+
+
+def standalone_http_app(memory: Memory, keys: KeyStore, *, default_user: str, host: str) -> Starlette:
+    """The app of ``remem mcp --transport http``: the MCP endpoint at ``/mcp`` and nothing else."""
+    endpoint, lifespan = build_mcp_http_app(memory, keys, default_user=default_user, host=host)
+
+    @asynccontextmanager
+    async def run(app: Starlette) -> AsyncIterator[None]:
+        async with lifespan():
+            yield
+
+    return Starlette(routes=[Route("/mcp", endpoint=endpoint, methods=["GET", "POST", "DELETE"])], lifespan=run)
+
+
+__all__ = ["build_mcp_http_app", "build_mcp_server", "fixed_user", "header_user", "standalone_http_app"]

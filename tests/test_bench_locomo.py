@@ -1,0 +1,103 @@
+"""`remem bench locomo` on a tiny synthetic file in the LoCoMo format (traps included): loader, metrics, run,
+report files and the CLI. The full dev run is a benchmark, not a test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from remem.bench.dataset import Question
+from remem.bench.locomo import load_locomo, normalize_evidence, parse_session_date
+from remem.bench.metrics import QuestionResult, aggregate, latency_summary, score_question
+from remem.bench.report import write_report
+from remem.bench.runner import run_retrieval
+from remem.cli import app
+
+DATA = Path(__file__).parent / "data" / "locomo_tiny.json"
+
+
+def locomo_sample() -> list[dict[str, Any]]:
+    """A tiny LoCoMo-format file with its traps: malformed evidence ids, an empty dated session, an image
+    turn with a BLIP caption, category 5 without an answer."""
+    data: list[dict[str, Any]] = json.loads(DATA.read_text())
+    return data
+
+
+@pytest.fixture
+def locomo_file(tmp_path: Path) -> Path:
+    path = tmp_path / "locomo.json"
+    path.write_text(json.dumps(locomo_sample()))
+    return path
+
+
+def test_loader_handles_the_format_traps(locomo_file: Path) -> None:
+    (conv,) = load_locomo(locomo_file)
+    assert [t.id for t in conv.turns] == ["D1:1", "D1:2", "D1:3", "D2:1", "D2:2"]  # session 3: no turns
+    image = conv.turns[2]
+    assert image.caption and "rainbow flag" in image.memory_text() and image.memory_text().startswith("Caroline: ")
+    assert conv.turns[0].observed_at is not None and conv.turns[0].observed_at.day == 8
+    cats = [q.category for q in conv.questions]
+    assert cats == ["temporal", "single-hop", "single-hop", "multi-hop", "open-domain", "adversarial"]
+    assert conv.questions[1].evidence == ["D1:2"] and conv.questions[2].evidence == ["D1:3"]
+    assert conv.questions[3].evidence == ["D1:2", "D2:1"]
+    assert conv.questions[5].answer is None and conv.questions[5].adversarial_answer == "nothing"
+
+
+def test_evidence_and_dates_normalisation() -> None:
+    assert normalize_evidence(["D8:6; D9:17", "D:11:26", "D30:05", "D8:6", "junk"]) == [
+        "D8:6", "D9:17", "D11:26", "D30:5"]
+    assert parse_session_date("1:56 pm on 8 May, 2023").isoformat() == "2023-05-08T13:56:00+00:00"  # type: ignore[union-attr]
+    assert parse_session_date("not a date") is None
+
+
+def test_metrics_count_covered_turns_and_tokens() -> None:
+    q = Question(id="q", text="?", category="multi-hop", evidence=["a", "b"])
+    ranked = [["x", "a", "y"], ["a"], ["b"]]
+    tokens = {"a": 2, "b": 3, "x": 1, "y": 1}
+    m = score_question(q, ranked, tokens, ks=(1, 2, 3))
+    assert (m["recall@1"], m["hit@1"], m["all@1"]) == (0.5, 1.0, 0.0)
+    assert m["turns@2"] == 3 and m["tokens@2"] == 4
+    assert (m["recall@3"], m["all@3"], m["turns@3"]) == (1.0, 1.0, 4)
+    table = aggregate([QuestionResult("q", "multi-hop", m), QuestionResult("r", "temporal", {"recall@1": 0.0})])
+    assert table["overall"]["recall@1"] == 0.25 and table["multi-hop"]["n"] == 1
+    lat = latency_summary([float(i) for i in range(1, 101)])
+    assert (lat["p50"], lat["p95"], lat["p99"]) == (50.0, 95.0, 99.0)
+
+
+def test_run_scores_every_system_and_writes_reports(locomo_file: Path, tmp_path: Path) -> None:
+    convs = load_locomo(locomo_file)
+    run = run_retrieval("locomo", convs, embedder="fake", home=tmp_path)
+    assert set(run.systems) == {"bm25-only", "dense-only", "remem-hybrid", "remem-hybrid+expand"}
+    for name, sr in run.systems.items():
+        summary = sr.summary()
+        overall = summary["metrics"]["overall"]
+        assert overall["n"] == 5, name  # category 5 is not scored without an LM
+        assert 0.0 <= overall["recall@10"] <= 1.0 and summary["latency_ms"]["p95"] > 0
+    expand = run.systems["remem-hybrid+expand"].summary()["metrics"]["overall"]
+    assert expand["recall@20"] == 1.0  # 5 turns: everything is reachable
+    assert expand["turns@1"] <= 3.0  # one hit covers at most itself and its two neighbours
+    assert run.systems["remem-hybrid"].summary()["metrics"]["overall"]["turns@1"] == 1.0
+    assert run.ingest["turns"] == 5 and run.resources["store_mb"] > 0
+    paths = write_report(run, tmp_path / "out")
+    data = json.loads(paths["json"].read_text())
+    assert data["systems"]["bm25-only"]["metrics"]["temporal"]["n"] == 1
+    assert "| remem-hybrid+expand |" in paths["markdown"].read_text()
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    assert not list(tmp_path.glob("remem-bench-*"))  # the temporary REMEM_HOME is gone
+
+
+def test_cli_runs_a_slice(locomo_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "res"
+    result = CliRunner().invoke(app, ["bench", "locomo", "--data", str(locomo_file), "--out", str(out),
+                                      "--limit", "2", "--conversations", "conv-x", "--embedder", "fake"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "locomo.json").read_text())
+    assert data["config"]["questions"] == 2
+    assert "bm25-only" in result.output and (out / "locomo.png").exists()
+    bad = CliRunner().invoke(app, ["bench", "locomo", "--data", str(locomo_file), "--conversations", "nope",
+                                   "--embedder", "fake", "--out", str(out)])
+    assert bad.exit_code != 0

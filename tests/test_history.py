@@ -1,0 +1,186 @@
+"""The SQLite history log: schema migrations, pragmas, events with snapshots, and its transaction around writes."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from remem import EmbeddingError, EventType, Memory, StoreError
+from remem.embedders.fake import FakeEmbedder
+from remem.history import MIGRATIONS, History, register_migration
+from remem.models import HistoryEvent, MemoryRecord
+from remem.stores.edge import EdgeStore
+
+
+def test_fresh_database_pragmas_and_schema(tmp_path: Path) -> None:
+    log = History(tmp_path / "h.sqlite3")
+    conn = log.connection
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == max(v for v, _ in MIGRATIONS)
+    assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")} >= {"events"}
+    assert log.migrate() == max(v for v, _ in MIGRATIONS)  # idempotent
+    log.close()
+
+
+def test_numbered_migrations_apply_once_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    History(path).close()
+    version = max(v for v, _ in MIGRATIONS) + 1000
+    register_migration(version, "CREATE TABLE test_extra (x INTEGER); INSERT INTO test_extra VALUES (7)")
+    register_migration(version, "DROP TABLE events")  # a second registration of a version is ignored
+    try:
+        log = History(path)
+        assert log.connection.execute("PRAGMA user_version").fetchone()[0] == version
+        assert log.connection.execute("SELECT x FROM test_extra").fetchall() == [(7,)]
+        log.close()
+        log = History(path)  # reopening does not re-run it (the INSERT would duplicate)
+        assert log.connection.execute("SELECT COUNT(*) FROM test_extra").fetchone()[0] == 1
+        log.close()
+    finally:
+        MIGRATIONS[:] = [(v, sql) for v, sql in MIGRATIONS if v != version]
+
+
+def test_failed_migration_rolls_back(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    History(path).close()
+    version = max(v for v, _ in MIGRATIONS) + 2000
+    register_migration(version, "CREATE TABLE half_done (x INTEGER); THIS IS NOT SQL")
+    try:
+        with pytest.raises(StoreError, match="history database"):
+            History(path)
+        conn = sqlite3.connect(path)
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name='half_done'").fetchall() == []
+        assert conn.execute("PRAGMA user_version").fetchone()[0] < version
+        conn.close()
+    finally:
+        MIGRATIONS[:] = [(v, sql) for v, sql in MIGRATIONS if v != version]
+
+
+def test_events_round_trip_with_snapshot(tmp_path: Path) -> None:
+    log = History(":memory:")
+    record = MemoryRecord(user_id="u", text="hello", categories=["a"], metadata={"k": "v"})
+    event = HistoryEvent(memory_id=record.id, user_id="u", event=EventType.ADD, new_text="hello", actor="test",
+                         reason="because", snapshot=record)
+    log.record([event])
+    (stored,) = log.for_memory(record.id, "u")
+    assert stored.id is not None and stored.model_copy(update={"id": None}) == event
+    assert log.for_memory(record.id, "someone-else") == []
+    assert log.users() == ["u"] and log.count() == 1 and log.count("u") == 1 and log.count("v") == 0
+    log.close()
+
+
+def test_transaction_rolls_back_on_error() -> None:
+    log = History(":memory:")
+    event = HistoryEvent(memory_id="m", user_id="u", event=EventType.ADD, new_text="x")
+    with pytest.raises(RuntimeError), log.transaction() as conn:
+        log.record([event], conn)
+        raise RuntimeError("the store write failed")
+    assert log.count() == 0
+    log.close()
+
+
+def test_forget_user_runs_registered_erasers(tmp_path: Path) -> None:
+    log = History(tmp_path / "h.sqlite3")
+    log.connection.execute("CREATE TABLE pending (user_id TEXT, body TEXT)")
+    log.connection.executemany("INSERT INTO pending VALUES (?, ?)", [("u", "a"), ("u", "b"), ("v", "c")])
+    log.add_eraser("pending", lambda conn, uid: conn.execute("DELETE FROM pending WHERE user_id=?", (uid,)).rowcount)
+    log.record([HistoryEvent(memory_id="m", user_id="u", event=EventType.ADD, new_text="x")])
+    assert log.forget_user("u") == {"history_events": 1, "pending": 2}
+    assert log.connection.execute("SELECT user_id FROM pending").fetchall() == [("v",)]
+    log.close()
+
+
+# -- the history transaction wraps the store write -----------------------------------------------------------
+class BrokenStore:
+    """A real edge store whose writes can be switched to fail (a full disk, a lost server)."""
+
+    name = "edge"
+
+    def __init__(self, inner: EdgeStore) -> None:
+        self.inner, self.broken = inner, False
+
+    def upsert(self, records: Sequence[MemoryRecord], vectors: np.ndarray) -> None:
+        if self.broken:
+            raise StoreError("write failed (simulated)")
+        self.inner.upsert(records, vectors)
+
+    def set_payload(self, records: Sequence[MemoryRecord]) -> None:
+        if self.broken:
+            raise StoreError("write failed (simulated)")
+        self.inner.set_payload(records)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class BrokenEmbedder(FakeEmbedder):
+    broken = False
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        if self.broken:
+            raise EmbeddingError("model crashed (simulated)")
+        return super().embed(texts)
+
+
+def test_failed_store_write_records_no_history(tmp_path: Path) -> None:
+    store = BrokenStore(EdgeStore(tmp_path / "home" / "edge", 64))
+    with Memory(tmp_path / "home", embedder="fake", store=store) as m:  # type: ignore[arg-type]
+        (mid,) = [e.memory_id or "" for e in m.add("original text", user_id="u").added]
+        deleted = m.add("deleted text", user_id="u").added[0].memory_id or ""
+        m.delete(deleted, user_id="u")
+        store.broken = True
+        for call in (lambda: m.add("new text", user_id="u"),
+                     lambda: m.update(mid, "changed text", user_id="u"),
+                     lambda: m.update(mid, user_id="u", categories=["x"]),
+                     lambda: m.delete(mid, user_id="u"),
+                     lambda: m.restore(deleted, user_id="u")):
+            with pytest.raises(StoreError):
+                call()
+        assert m.log.count() == 3
+        assert m.get(mid, user_id="u").text == "original text" and m.get(mid, user_id="u").version == 1
+        assert m.list(user_id="u").total == 1
+        store.broken = False
+        assert m.update(mid, "changed text", user_id="u").version == 2
+
+
+def test_failed_embedding_writes_nothing(tmp_path: Path) -> None:
+    emb = BrokenEmbedder()
+    with Memory(tmp_path / "home", embedder=emb) as m:
+        (mid,) = [e.memory_id or "" for e in m.add("original text", user_id="u").added]
+        emb.broken = True
+        with pytest.raises(EmbeddingError):
+            m.add("new text", user_id="u")
+        with pytest.raises(EmbeddingError):
+            m.update(mid, "changed", user_id="u")
+        assert m.log.count() == 1 and m.list(user_id="u").total == 1
+        assert m.get(mid, user_id="u").text == "original text"
+
+
+def test_history_lists_every_change_in_order(fake_memory: Memory) -> None:
+    m = fake_memory
+    (mid,) = [e.memory_id or "" for e in m.add("v1", user_id="u", categories=["a"]).added]
+    m.update(mid, "v2", user_id="u", actor="agent", reason="new info")
+    m.delete(mid, user_id="u", actor="user")
+    m.restore(mid, user_id="u")
+    m.update(mid, "v3", user_id="u")
+    events = m.history(mid, user_id="u")
+    assert [(e.event, e.old_text, e.new_text) for e in events] == [
+        (EventType.ADD, None, "v1"),
+        (EventType.UPDATE, "v1", "v2"),
+        (EventType.DELETE, "v2", None),
+        (EventType.RESTORE, None, "v2"),
+        (EventType.UPDATE, "v2", "v3"),
+    ]
+    assert [e.actor for e in events][:3] == ["api", "agent", "user"] and events[1].reason == "new info"
+    assert [e.snapshot.version for e in events if e.snapshot] == [1, 2, 2, 2, 3]
+    assert events[2].snapshot is not None and events[2].snapshot.is_deleted
+    assert all(a.created_at <= b.created_at for a, b in itertools.pairwise(events))
+    assert events[-1].snapshot == m.get(mid, user_id="u")

@@ -1,0 +1,100 @@
+"""The durable pending queue: failures keep the turn, reprocess finishes it, forget_user erases it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from remem import EventType, ExtractionError, MaintenanceError, Memory, Message
+from remem.pipeline import Pipeline, ScriptedLM, react_script
+from remem.pipeline.queue import JobPayload, PendingQueue
+
+GARBAGE = "Sure! Here are the facts: coffee, tea }{ not the format you asked for"
+
+
+def good_lm(text: str = "Alice likes green tea", source: str = "t1") -> ScriptedLM:
+    return ScriptedLM({
+        "MemoryExtract": [{"facts": [{"text": text, "categories": ["preferences"], "source_ids": [source]}]}],
+        "UpdateMemory": react_script(("add_memory", {"text": text, "categories": ["preferences"]}),
+                                     outputs={"summary": "ADD"}),
+    })
+
+
+def test_garbage_output_is_a_typed_error_and_the_turn_stays_queued(tmp_path: Path) -> None:
+    bad = ScriptedLM([], default=GARBAGE)
+    with Memory(tmp_path / "m", embedder="fake", lm=bad) as memory:
+        with pytest.raises(ExtractionError) as info:
+            memory.add([Message(content="I like green tea", id="t1")], user_id="alice", infer=True)
+        err = info.value
+        assert err.raw_output == GARBAGE and err.context["attempts"] == 3
+        assert err.context["usage"]["calls"] == 6  # 3 attempts x (chat format + DSPy's JSON fallback)
+        job_id = err.context["job_id"]
+        # the turn is recoverable right away (an episode) and queued for extraction
+        assert [r.text for r in memory.list(user_id="alice").items] == ["I like green tea"]
+        queue = PendingQueue(memory.log)
+        [job] = queue.pending()
+        assert (job.id, job.user_id, job.stage, job.attempts) == (job_id, "alice", "stored", 1)
+        assert job.raw_output == GARBAGE and job.payload.messages[0].content == "I like green tea"
+    # a later process with a working LM: `remem reprocess` does exactly this
+    with Memory(tmp_path / "m", embedder="fake", lm=good_lm()) as memory:
+        report = memory.pipeline.reprocess()
+        assert [(o.job_id, o.ok) for o in report.outcomes] == [(job_id, True)]
+        assert [e.event for e in report.outcomes[0].events] == [EventType.ADD]
+        assert report.usage.calls == 4
+        facts = memory.list(user_id="alice", kinds=["fact"]).items
+        assert [(f.text, f.source_ids) for f in facts] == [("Alice likes green tea", ["t1"])]
+        assert memory.list(user_id="alice", kinds=["episode"]).total == 1  # the turn was not stored twice
+        assert memory.pipeline.queue.pending() == [] and memory.pipeline.queue.count("done") == 1
+        assert memory.pipeline.reprocess().outcomes == []
+
+
+def test_maintenance_failure_keeps_the_job_and_a_timeout_is_retried(fake_memory: Memory) -> None:
+    lm = ScriptedLM({
+        "MemoryExtract": [TimeoutError("LM took too long"),
+                          {"facts": [{"text": "Alice likes green tea", "source_ids": ["t1"]}]}],
+        "UpdateMemory": [],
+    }, default="[[ ## next_thought ## ]]\nhmm\n\n[[ ## next_tool_args ## ]]\nnot json")
+    Pipeline(fake_memory, lm)
+    with pytest.raises(MaintenanceError) as info:
+        fake_memory.add([Message(content="I like green tea", id="t1")], user_id="alice", infer=True)
+    assert "not json" in (info.value.raw_output or "")
+    assert fake_memory.list(user_id="alice", kinds=["fact"]).total == 0
+    [job] = fake_memory.pipeline.queue.pending()
+    assert job.attempts == 1 and "maintenance failed" in (job.last_error or "")
+    Pipeline(fake_memory, good_lm())
+    assert fake_memory.pipeline.reprocess(user_id="alice").failed == []
+    assert [f.text for f in fake_memory.list(user_id="alice", kinds=["fact"]).items] == ["Alice likes green tea"]
+
+
+def test_a_job_queued_before_a_crash_is_stored_and_processed_by_reprocess(tmp_path: Path) -> None:
+    with Memory(tmp_path / "m", embedder="fake") as memory:  # no LM: the queue exists anyway
+        queue = PendingQueue(memory.log)
+        job_id = queue.enqueue("alice", JobPayload(messages=[Message(content="I like green tea", id="t1")]))
+        assert memory.list(user_id="alice").total == 0  # crashed before the episodes were stored
+    with Memory(tmp_path / "m", embedder="fake", lm=good_lm()) as memory:
+        report = memory.pipeline.reprocess()
+        assert [o.ok for o in report.outcomes] == [True] and report.outcomes[0].job_id == job_id
+        kinds = sorted((r.kind, r.text) for r in memory.list(user_id="alice").items)
+        assert kinds == [("episode", "I like green tea"), ("fact", "Alice likes green tea")]
+
+
+def test_forget_user_purges_queued_turns_even_without_an_lm(tmp_path: Path) -> None:
+    with Memory(tmp_path / "m", embedder="fake", lm=ScriptedLM([], default=GARBAGE)) as memory:
+        for user in ("alice", "bob"):
+            with pytest.raises(ExtractionError):
+                memory.add([Message(content=f"{user} likes tea")], user_id=user, infer=True)
+    with Memory(tmp_path / "m", embedder="fake") as memory:
+        result = memory.forget_user("alice")
+        assert result.other["pending_jobs"] == 1
+        rows = memory.log.connection.execute("SELECT user_id, payload FROM pending_jobs").fetchall()
+        assert [r[0] for r in rows] == ["bob"] and all("alice" not in r[1] for r in rows)
+
+
+def test_background_processing_is_durable(fake_memory: Memory) -> None:
+    pipeline = Pipeline(fake_memory, good_lm())
+    job_id, episodes = pipeline.submit([Message(content="I like green tea", id="t1")], user_id="alice")
+    assert [e.event for e in episodes] == [EventType.ADD]
+    pipeline.process_in_background(job_id).join(30)
+    assert pipeline.queue.get(job_id).status == "done"  # type: ignore[union-attr]
+    assert fake_memory.list(user_id="alice", kinds=["fact"]).total == 1
