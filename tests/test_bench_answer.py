@@ -65,3 +65,32 @@ def test_an_lm_failure_names_the_question(tmp_path: Path) -> None:
     with pytest.raises(LLMError) as err:
         answer_all(scorer, convs, {"conv-x/q0": [["D1:1"]]})
     assert "conv-x/q0" in str(err.value)
+
+
+def test_facts_and_both_systems_with_a_scripted_pipeline(tmp_path: Path) -> None:
+    from remem.pipeline import ScriptedLM, react_script
+
+    path = tmp_path / "locomo.json"
+    path.write_text(json.dumps(locomo_sample()))
+    convs = load_locomo(path)
+
+    def fact(text: str, sources: list[str]) -> dict[str, object]:
+        return {"text": text, "categories": ["hobbies"], "source_ids": sources, "date": None}
+
+    lm = ScriptedLM({
+        "MemoryExtract": [{"facts": [fact("Melanie painted a sunrise in 2022", ["D1:2"])]},
+                          {"facts": [fact("Caroline is researching adoption agencies", ["D2:2"])]}],
+        "UpdateMemory": [
+            *react_script(("add_memory", {"text": "Melanie painted a sunrise in 2022", "categories": ["hobbies"]}),
+                          outputs={"summary": "ADD"}),
+            *react_script(("add_memory", {"text": "Caroline is researching adoption agencies",
+                                          "categories": ["hobbies"]}), outputs={"summary": "ADD"}),
+        ],
+    })
+    run = run_retrieval("locomo", convs, embedder="fake", home=tmp_path, facts_lm=lm)
+    assert {"remem-facts", "remem-both"} <= set(run.systems)
+    facts = run.systems["remem-facts"]
+    assert facts.ranked["conv-x/q1"][0] == ["D1:2"]  # the painting fact points at its source turn
+    assert facts.ranked["conv-x/q4"][0] == ["D2:2"]
+    assert all(len(r) <= 2 for r in facts.ranked.values())  # only two facts exist
+    assert run.systems["remem-both"].summary()["metrics"]["overall"]["recall@20"] == 1.0  # episodes too

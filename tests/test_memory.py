@@ -216,8 +216,8 @@ def test_forget_user_purges_store_history_and_sqlite_bytes(tmp_path: Path) -> No
     secret = "Zanzibar-secret-4711 is my bank PIN"
     home = tmp_path / "home"
 
-    def segment_bytes() -> bytes:  # the edge store's segment files (payloads are stored LZ4-compressed)
-        return b"".join(p.read_bytes() for p in (home / "edge" / "shard" / "segments").rglob("*") if p.is_file())
+    def segment_bytes() -> bytes:  # every file of the edge store: segments (LZ4-compressed payloads) and WAL
+        return b"".join(p.read_bytes() for p in (home / "edge").rglob("*") if p.is_file())
 
     with Memory(home, embedder="fake") as m:
         ids = [e.memory_id for e in m.add([secret, "another alice memory"], user_id="alice").added]
@@ -242,7 +242,6 @@ def test_forget_user_purges_store_history_and_sqlite_bytes(tmp_path: Path) -> No
         raw = b"".join(p.read_bytes() for p in db.parent.glob("history.sqlite3*"))
         assert b"Zanzibar-secret-4711" not in raw
         assert b"Quokka-7319" in raw
-        # The edge store's segments were vacuumed too (its write-ahead log is a known exception: it keeps the
-        # operations until the engine recycles the log segment).
+        # The edge store was rewritten without alice's points: gone from its segments and its write-ahead log.
         assert b"Zanzibar-secret-4711" not in segment_bytes()
         assert b"Quokka-7319" in segment_bytes()

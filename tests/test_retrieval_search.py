@@ -64,7 +64,12 @@ def test_seq_range_filter_is_congruent_on_both_backends(tmp_path: Path) -> None:
             m.add_records(_turns())
             flt = MemoryFilter(user_id="u", session_id="s1", seq_min=2, seq_max=4)
             found[store] = sorted(r.seq or 0 for r in m.store.scroll(flt, offset=0, limit=10))
+            m.add_records(_turns(session="s2", texts=["a", "b", "c"]))
+            windows = MemoryFilter(user_id="u", windows=[("s1", 0, 1), ("s2", 2, 5), ("nope", 0, 9)])
+            found[store + "w"] = sorted((r.session_id or "", r.seq or 0)
+                                        for r in m.store.scroll(windows, offset=0, limit=20))
     assert found["edge"] == found["qdrant::memory:"] == [2, 3, 4]
+    assert found["edgew"] == found["qdrant::memory:w"] == [("s1", 0), ("s1", 1), ("s2", 2)]
 
 
 def test_near_duplicates_are_dropped_and_kept_when_dedupe_is_off(fake_memory: Memory) -> None:

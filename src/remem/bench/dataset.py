@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..models import MemoryRecord
+from ..models import MemoryRecord, Message
 
 
 @dataclass
@@ -21,12 +21,21 @@ class Turn:
     observed_at: datetime | None = None
     caption: str | None = None  # LoCoMo image turns: the BLIP caption, the only trace of the image
 
-    def memory_text(self) -> str:
-        """What remem indexes for the turn: ``speaker: text`` plus the image caption when there is one."""
+    def content(self) -> str:
+        """The turn's text plus the image caption when there is one."""
         body = self.text.strip()
         if self.caption:
             body = f"{body} [shares a photo: {self.caption.strip()}]".strip()
-        return f"{self.speaker}: {body}" if self.speaker else body
+        return body
+
+    def memory_text(self) -> str:
+        """What remem indexes for the turn as an episode: ``speaker: content``."""
+        return f"{self.speaker}: {self.content()}" if self.speaker else self.content()
+
+    def message(self) -> Message:
+        """The turn as a chat message (for the LLM pipeline: id = turn id, name = speaker)."""
+        return Message(role="assistant" if self.role == "assistant" else "user", content=self.content(),
+                       name=self.speaker or None, timestamp=self.observed_at, id=self.id)
 
     def record(self, user_id: str) -> MemoryRecord:
         return MemoryRecord(

@@ -20,6 +20,7 @@ import numpy as np
 from ..embedders import Embedder, get_embedder
 from ..embedders.base import Vectors
 from ..memory.core import Memory
+from ..models import MemoryKind
 from ..retrieval.search import SearchOptions
 from .baselines import BM25Baseline, DenseBaseline
 from .dataset import Conversation, Question
@@ -29,6 +30,12 @@ from .metrics import KS, QuestionResult, aggregate, count_tokens, latency_summar
 REMEM_SYSTEMS: dict[str, SearchOptions] = {
     "remem-hybrid": SearchOptions(expand_neighbors=0),
     "remem-hybrid+expand": SearchOptions(),  # the defaults of Memory.search
+}
+
+#: With an LM (``facts_lm``): the LLM pipeline ingests each session (episodes + extracted facts).
+FACT_SYSTEMS: dict[str, tuple[SearchOptions, list[MemoryKind] | None]] = {
+    "remem-facts": (SearchOptions(), ["fact"]),
+    "remem-both": (SearchOptions(), None),
 }
 
 Progress = Callable[[str, int, int], None]
@@ -55,6 +62,25 @@ class CachingEmbedder:
             for text, vec in zip(todo, self.inner.embed(todo), strict=True):
                 self._cache[text] = vec
         return np.stack([self._cache[t] for t in texts]).astype(np.float32)
+
+
+def _ingest_facts(home: Path, embedder: Embedder, lm: Any, conversations: Sequence[Conversation],
+                  progress: Progress | None) -> Memory:
+    """A second store, filled by the LLM pipeline session by session (raw episodes + facts with source ids)."""
+    memory = Memory(home, embedder=embedder, store="edge", lm=lm)
+    total = sum(len(c.turns) for c in conversations)
+    done = 0
+    for conv in conversations:
+        sessions: dict[str, list[Any]] = {}
+        for t in conv.turns:
+            sessions.setdefault(t.session_id, []).append(t)
+        for session_id, turns in sessions.items():
+            memory.add([t.message() for t in turns], user_id=conv.user_id, session_id=session_id, infer=True,
+                       actor="bench")
+            done += len(turns)
+            if progress:
+                progress("extract facts (LM)", done, total)
+    return memory
 
 
 @dataclass
@@ -104,6 +130,7 @@ def run_retrieval(
     progress: Progress | None = None,
     home: Path | None = None,
     answer_system: str | None = None,
+    facts_lm: Any = None,
 ) -> BenchRun:
     """Ingest, then retrieve for every scored question with every system; returns per-question results."""
     systems = REMEM_SYSTEMS if systems is None else systems
@@ -111,6 +138,7 @@ def run_retrieval(
     cached = CachingEmbedder(inner)
     runs: dict[str, SystemRun] = {}
     names = (["bm25-only", "dense-only"] if baselines else []) + list(systems)
+    names += list(FACT_SYSTEMS) if facts_lm is not None else []
     for name in names:
         runs[name] = SystemRun(name)
     n_turns = sum(len(c.turns) for c in conversations)
@@ -128,6 +156,8 @@ def run_retrieval(
                 if progress:
                     progress("ingest", done, n_turns)
             ingest_s = time.perf_counter() - started
+            facts_memory = _ingest_facts(Path(tmp) / "facts", cached, facts_lm, conversations, progress) \
+                if facts_lm is not None else None
             store_bytes = _dir_size(Path(tmp))
             asked = 0
             for conv in conversations:
@@ -142,6 +172,11 @@ def run_retrieval(
                         t0 = time.perf_counter()
                         if name in retrievers:
                             ranked = retrievers[name].retrieve(q.text, k_max)
+                        elif name in FACT_SYSTEMS and facts_memory is not None:
+                            opts, kinds = FACT_SYSTEMS[name]
+                            hits = facts_memory.search(q.text, user_id=conv.user_id, limit=k_max, kinds=kinds,
+                                                       options=opts.with_(reference_time=q.reference_time))
+                            ranked = [h.source_ids for h in hits]
                         else:
                             opts = systems[name].with_(reference_time=q.reference_time)
                             hits = memory.search(q.text, user_id=conv.user_id, limit=k_max, options=opts)
@@ -159,6 +194,8 @@ def run_retrieval(
                         progress("search", asked, n_asked)
         finally:
             memory.close()
+            if facts_lm is not None and "facts_memory" in locals() and facts_memory is not None:
+                facts_memory.close()
     return BenchRun(
         dataset=dataset, systems=runs,
         ingest={"turns": float(n_turns), "seconds": ingest_s, "turns_per_s": n_turns / ingest_s if ingest_s else 0.0},

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import ValidationError
@@ -61,16 +60,20 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        run = run_retrieval(dataset, conversations, embedder=embedder, progress=progress,
-                            answer_system=answer_system)
-        if lm and answer_system:
-            from ..bench.answer import AnswerScorer, answer_all
+        model = None
+        if lm:
             from ..pipeline.lm import resolve_lm
 
-            scorer = AnswerScorer(resolve_lm(lm))
+            model = resolve_lm(lm)
+        run = run_retrieval(dataset, conversations, embedder=embedder, progress=progress,
+                            answer_system=answer_system, facts_lm=model)
+        if model is not None and answer_system:
+            from ..bench.answer import AnswerScorer, answer_all
+
+            scorer = AnswerScorer(model)
             run.answers[answer_system] = answer_all(scorer, conversations, run.systems[answer_system].ranked)
     paths = write_report(run, out or Path("results") / dataset)
-    console.print(Markdown(markdown(run)))
+    console.print(markdown(run), markup=False, highlight=False, soft_wrap=True)  # the pipe tables, unwrapped
     console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['png']}")
 
 

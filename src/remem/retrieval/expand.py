@@ -86,13 +86,17 @@ def collapse_and_expand(
         if neighbors and r.session_id is not None and r.seq is not None:
             windows[r.session_id].append((r.seq - neighbors, r.seq + neighbors))
     if neighbors:
-        for hit in accepted:
-            r = hit.record
-            if r.session_id is None or r.seq is None:
-                continue
-            flt = MemoryFilter(
-                user_id=user_id, session_id=r.session_id, seq_min=r.seq - neighbors, seq_max=r.seq + neighbors
-            )
-            around = store.scroll(flt, offset=0, limit=2 * neighbors + 1, order="asc")
-            hit.context = sorted((x for x in around if x.id != r.id), key=lambda x: x.seq or 0)
+        expandable = [h for h in accepted if h.record.session_id is not None and h.record.seq is not None]
+        if expandable:
+            # One store call for every window (a should-filter of session + seq range per hit); the limit
+            # exceeds what the windows can hold, so the store never runs its tie-resolution pass.
+            spans = [(h.record.session_id or "", (h.record.seq or 0) - neighbors, (h.record.seq or 0) + neighbors)
+                     for h in expandable]
+            cap = len(spans) * (2 * neighbors + 1) + 1
+            around = store.scroll(MemoryFilter(user_id=user_id, windows=spans), offset=0, limit=cap, order="asc")
+            by_pos = {(r.session_id, r.seq): r for r in around}
+            for hit in expandable:
+                r, seq = hit.record, hit.record.seq or 0
+                hit.context = [by_pos[(r.session_id, i)] for i in range(seq - neighbors, seq + neighbors + 1)
+                               if i != seq and (r.session_id, i) in by_pos]
     return accepted

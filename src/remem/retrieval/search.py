@@ -80,6 +80,7 @@ class SearchOptions:
     session_diversity: float = 1.0
     feedback_terms: int = 10
     feedback_docs: int = 5
+    feedback_depth: int | None = None  # None: ``limit`` (as good as the full depth on the dev data, cheaper)
     recency_half_life_days: float = 30.0
     time_expressions: TimeMode = "boost"
     reference_time: datetime | None = None
@@ -213,7 +214,8 @@ def search_memories(
     if opts.feedback_terms > 0 and opts.mode != "dense" and hits:
         expanded = feedback_query(query, [h.record.text for h in hits[: opts.feedback_docs]], opts.feedback_terms)
         if expanded != query:
-            signals["feedback"] = memory.store.query(StoreQuery(filter=flt, limit=depth, text=expanded))
+            fb_depth = limit if opts.feedback_depth is None else max(1, opts.feedback_depth)
+            signals["feedback"] = memory.store.query(StoreQuery(filter=flt, limit=fb_depth, text=expanded))
             hits = fuse_rrf(signals, k=opts.rrf_k, weights=opts.weights)
     hits = _smooth(hits, opts.neighbour_smoothing)
     hits = _boost_speakers(hits, query, opts.speaker_boost)

@@ -37,6 +37,7 @@ class MemoryFilter:
     session_id: str | None = None
     seq_min: int | None = None  # inclusive range on MemoryRecord.seq (neighbour lookup within a session)
     seq_max: int | None = None
+    windows: Sequence[tuple[str, int, int]] | None = None  # any of (session_id, seq_min, seq_max): neighbours
     hash: str | None = None
     ids: Sequence[str] | None = None
     deleted: bool | None = False  # False: live only; True: deleted only; None: both

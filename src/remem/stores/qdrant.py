@@ -134,6 +134,13 @@ class QdrantStore:
             )
         if flt.ids is not None:
             must.append(m.HasIdCondition(has_id=list(flt.ids)))
+        if flt.windows:
+            should: list[Any] = [
+                m.Filter(must=[m.FieldCondition(key="session_id", match=m.MatchValue(value=sid)),
+                               m.FieldCondition(key="seq", range=m.Range(gte=lo, lte=hi))])
+                for sid, lo, hi in flt.windows
+            ]
+            return m.Filter(must=must, should=should)
         return m.Filter(must=must) if must else None
 
     def upsert(self, records: Sequence[MemoryRecord], vectors: np.ndarray) -> None:
