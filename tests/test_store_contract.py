@@ -364,18 +364,18 @@ def test_scroll_paging_with_microsecond_neighbours(store: VectorStore) -> None:
 
 
 def test_top_k_widens_until_the_tie_at_the_cut_is_complete() -> None:
-    from remem.stores.base import ScoredRecord, top_k
+    from remem.stores.base import top_k
 
-    records = [ScoredRecord(rec(f"r{i}"), 1.0 if i < 40 else 0.5) for i in range(60)]
+    records = [(rec(f"r{i}").id, 1.0 if i < 40 else 0.5) for i in range(60)]
     shuffled = records[::-1][20:] + records[::-1][:20]  # an engine's arbitrary order within ties
-    shuffled.sort(key=lambda s: -s.score)
+    shuffled.sort(key=lambda s: -s[1])
     asked: list[int] = []
 
-    def fetch(n: int) -> list[ScoredRecord]:
+    def fetch(n: int) -> list[tuple[str, float]]:
         asked.append(n)
         return shuffled[:n]
 
     best = top_k(fetch, 5)
-    assert [s.record.id for s in best] == sorted(s.record.id for s in records[:40])[:5]
+    assert [i for i, _ in best] == sorted(i for i, _ in records[:40])[:5]
     assert asked == [13, 26, 52]  # widened until the 1.0 tie class (40 results) was complete
     assert top_k(fetch, 0) == []

@@ -140,25 +140,26 @@ SCORE_DECIMALS = 5
 TIE_FETCH_MAX = 4096
 
 
-def top_k(fetch: Callable[[int], list[ScoredRecord]], limit: int) -> list[ScoredRecord]:
-    """The best ``limit`` results in a total order: score (to 5 decimals), then record id.
+def top_k(fetch: Callable[[int], list[tuple[str, float]]], limit: int) -> list[tuple[str, float]]:
+    """The best ``limit`` (id, score) pairs in a total order: score (to 5 decimals), then id.
 
     An engine returns equal-score results in an unspecified order, and which members of a tie class at the
     cut make it into the top ``limit`` differs between backends (BM25 ties are common). ``fetch(n)`` returns
-    the first ``n`` by score; it is called with a margin, widened until the tie class at the cut is complete,
-    so both backends return the same ids in the same order (up to :data:`TIE_FETCH_MAX` results fetched).
+    the first ``n`` ids by score *without payloads* (cheap); it is called with a margin, widened until the tie
+    class at the cut is complete, so both backends return the same ids in the same order (up to
+    :data:`TIE_FETCH_MAX` results fetched). Callers then load the payloads of the chosen ``limit`` only.
     """
     if limit <= 0:
         return []
     n = limit + TIE_MARGIN
     while True:
         hits = fetch(n)
-        if len(hits) < n or round(hits[-1].score, SCORE_DECIMALS) != round(hits[limit - 1].score, SCORE_DECIMALS):
+        if len(hits) < n or round(hits[-1][1], SCORE_DECIMALS) != round(hits[limit - 1][1], SCORE_DECIMALS):
             break
         if n >= TIE_FETCH_MAX + limit:
             break
         n = min(n * 2, TIE_FETCH_MAX + limit)
-    hits.sort(key=lambda h: (-round(h.score, SCORE_DECIMALS), h.record.id))
+    hits.sort(key=lambda h: (-round(h[1], SCORE_DECIMALS), h[0]))
     return hits[:limit]
 
 

@@ -306,11 +306,18 @@ class EdgeStore:
             raise StoreError("StoreQuery needs dense or text")
         flt = self._filter(q.filter)
 
-        def fetch(n: int) -> list[ScoredRecord]:
-            points = self._open().query(qe.QueryRequest(limit=n, query=query, filter=flt, with_payload=True))
-            return [ScoredRecord(from_payload(p.payload or {}), float(p.score)) for p in points]
+        def fetch(n: int) -> list[tuple[str, float]]:
+            points = self._open().query(qe.QueryRequest(limit=n, query=query, filter=flt, with_payload=False))
+            return [(str(p.id), float(p.score)) for p in points]
 
-        return top_k(fetch, q.limit)
+        best = top_k(fetch, q.limit)
+        if not best:
+            return []
+        records = {
+            str(p.id): from_payload(p.payload or {})
+            for p in self._open().retrieve([i for i, _ in best], with_payload=True, with_vector=False)
+        }
+        return [ScoredRecord(records[i], score) for i, score in best if i in records]
 
     def scroll(
         self, flt: MemoryFilter, *, offset: int, limit: int, order: Literal["asc", "desc"] = "desc"

@@ -203,13 +203,18 @@ class QdrantStore:
             raise StoreError("StoreQuery needs dense or text")
         flt = self._filter(q.filter)
 
-        def fetch(n: int) -> list[ScoredRecord]:
+        def fetch(n: int) -> list[tuple[str, float]]:
             result = self._client.query_points(
-                self.collection, query=query, using=using, query_filter=flt, limit=n, with_payload=True
+                self.collection, query=query, using=using, query_filter=flt, limit=n, with_payload=False
             )
-            return [ScoredRecord(from_payload(p.payload or {}), float(p.score)) for p in result.points]
+            return [(str(p.id), float(p.score)) for p in result.points]
 
-        return top_k(fetch, q.limit)
+        best = top_k(fetch, q.limit)
+        if not best:
+            return []
+        points = self._client.retrieve(self.collection, [i for i, _ in best], with_payload=True)
+        records = {str(p.id): from_payload(p.payload or {}) for p in points}
+        return [ScoredRecord(records[i], score) for i, score in best if i in records]
 
     def scroll(
         self, flt: MemoryFilter, *, offset: int, limit: int, order: Literal["asc", "desc"] = "desc"
