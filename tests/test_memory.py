@@ -245,3 +245,16 @@ def test_forget_user_purges_store_history_and_sqlite_bytes(tmp_path: Path) -> No
         # The edge store was rewritten without alice's points: gone from its segments and its write-ahead log.
         assert b"Zanzibar-secret-4711" not in segment_bytes()
         assert b"Quokka-7319" in segment_bytes()
+
+
+def test_turns_of_a_session_are_numbered_across_calls_and_expand_to_neighbours(fake_memory: Memory) -> None:
+    first = fake_memory.add([Message(content="we adopted a kitten"), Message(content="her name is Miso")],
+                            user_id="alice", session_id="s1")
+    second = fake_memory.add([Message(content="she sleeps all day")], user_id="alice", session_id="s1")
+    other = fake_memory.add([Message(content="unrelated chat about trains")], user_id="alice", session_id="s2")
+    ids = [e.memory_id for e in first.events + second.events + other.events]
+    seqs = [fake_memory.get(i, user_id="alice").seq for i in ids if i is not None]
+    assert seqs == [0, 1, 2, 0]
+    hit = fake_memory.search("Miso", user_id="alice", limit=1)[0]
+    assert hit.record.text == "her name is Miso"
+    assert {r.text for r in hit.context} == {"we adopted a kitten", "she sleeps all day"}

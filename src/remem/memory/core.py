@@ -115,7 +115,7 @@ class Memory:
         except BaseException:
             self.store.close()  # release the store's directory lock: the caller gets the error, not a lock
             raise
-        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._locks: defaultdict[str, threading.RLock] = defaultdict(threading.RLock)
         self._locks_guard = threading.Lock()
         self.pipeline: Any = None  # set by remem.pipeline when an LM is configured (infer=True)
         from ..pipeline.queue import register_queue  # no DSPy import: the queue shares history's database
@@ -254,7 +254,15 @@ class Memory:
             )
             for m in msgs
         ]
-        return self.add_records(records, actor=actor, progress=progress)
+        if session_id is None or kind != "episode":
+            return self.add_records(records, actor=actor, progress=progress)
+        with self.user_lock(user_id):
+            # Turns of a session are numbered in arrival order, so search can expand a hit to its neighbours.
+            base = self.store.count(MemoryFilter(user_id=user_id, session_id=session_id, kinds=["episode"],
+                                                 deleted=None))
+            for offset, record in enumerate(records):
+                record.seq = base + offset
+            return self.add_records(records, actor=actor, progress=progress)
 
     def add_records(
         self, records: Sequence[MemoryRecord], *, actor: str = "api", progress: Progress | None = None,
