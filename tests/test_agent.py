@@ -143,3 +143,14 @@ def test_background_memory_step(fake_memory: Memory) -> None:
     agent.wait(30)
     assert [r.text for r in fake_memory.list(user_id="alice", kinds=["fact"]).items] == ["Alice adopted a cat"]
     assert fake_memory.pipeline.queue.get(reply.job_id).status == "done"  # type: ignore[union-attr]
+
+
+def test_a_turn_not_worth_remembering_is_still_kept_as_an_episode(fake_memory: Memory) -> None:
+    lm = ScriptedLM({"ResponseGenerator": answer(response="Hi!", save=False)})
+    reply = Agent(fake_memory, lm=lm).reply("alice", "hello there, how are you?", session_id="chat-1")
+    assert reply.save_memory is False and reply.job_id is None and reply.events == []
+    episode = fake_memory.get(reply.turn_id or "", user_id="alice")
+    assert (episode.kind, episode.text, episode.session_id, episode.seq) == (
+        "episode", "hello there, how are you?", "chat-1", 0)
+    assert fake_memory.list(user_id="alice", kinds=["fact"]).total == 0  # no extraction ran
+    assert [r["route"] for r in lm.requests] == ["ResponseGenerator"] * len(lm.requests)

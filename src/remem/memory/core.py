@@ -254,15 +254,7 @@ class Memory:
             )
             for m in msgs
         ]
-        if session_id is None or kind != "episode":
-            return self.add_records(records, actor=actor, progress=progress)
-        with self.user_lock(user_id):
-            # Turns of a session are numbered in arrival order, so search can expand a hit to its neighbours.
-            base = self.store.count(MemoryFilter(user_id=user_id, session_id=session_id, kinds=["episode"],
-                                                 deleted=None))
-            for offset, record in enumerate(records):
-                record.seq = base + offset
-            return self.add_records(records, actor=actor, progress=progress)
+        return self.add_records(records, actor=actor, progress=progress)
 
     def add_records(
         self, records: Sequence[MemoryRecord], *, actor: str = "api", progress: Progress | None = None,
@@ -312,6 +304,7 @@ class Memory:
                         seen[r.hash] = r.id
                         fresh.append(r)
                         slots[i] = MemoryEvent(event=EventType.ADD, memory_id=r.id, text=r.text)
+                    fresh = self._number_turns(user_id, fresh)
                     events = [
                         HistoryEvent(memory_id=r.id, user_id=user_id, event=EventType.ADD, new_text=r.text,
                                      actor=actor, created_at=r.created_at, snapshot=r)
@@ -323,6 +316,23 @@ class Memory:
             if progress is not None:
                 progress(min(start + batch_size, total), total)
         return result
+
+    def _number_turns(self, user_id: str, records: list[MemoryRecord]) -> list[MemoryRecord]:
+        """Give episodes of a session without a ``seq`` the next numbers of that session (arrival order), so
+        search can expand a hit to its neighbouring turns. Called under the user's lock."""
+        next_seq: dict[str, int] = {}
+        out: list[MemoryRecord] = []
+        for r in records:
+            if r.kind != "episode" or r.session_id is None or r.seq is not None:
+                out.append(r)
+                continue
+            if r.session_id not in next_seq:
+                next_seq[r.session_id] = self.store.count(
+                    MemoryFilter(user_id=user_id, session_id=r.session_id, kinds=["episode"], deleted=None)
+                )
+            out.append(r.model_copy(update={"seq": next_seq[r.session_id]}))
+            next_seq[r.session_id] += 1
+        return out
 
     def update(
         self,

@@ -6,7 +6,8 @@ It may call ``fetch_similar_memories``, ``search_by_category`` and ``search_by_t
 user id, so no argument can reach another user — at most ``max_tool_calls`` times; further calls answer
 "limit reached". It answers and says whether the turn is worth remembering (``save_memory``). If so, the turn
 is queued durably and stored as an episode *before* extraction + maintenance run, here or in a background
-thread (``background=True``): a crash or a bad LM output leaves it in the pending queue, never lost.
+thread (``background=True``): a crash or a bad LM output leaves it in the pending queue, never lost. If not,
+the turn is still stored as an episode (searchable, never lost) but no facts are extracted from it.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class AgentReply(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     events: list[MemoryEvent] = Field(default_factory=list, description="memory changes made after the turn")
     job_id: str | None = Field(default=None, description="pending-queue job of the turn (when save_memory)")
+    turn_id: str | None = Field(default=None, description="id of the user's turn, stored as an episode memory")
     memory_error: str | None = Field(default=None, description="extraction/maintenance failure; turn queued")
     usage: LLMUsage = Field(default_factory=LLMUsage)
 
@@ -198,9 +200,15 @@ class Agent:
         self._check_calls(prediction.trajectory, calls)
         out = AgentReply(response=response, save_memory=save, tool_calls=calls, usage=usage)
         self._remember_turn(user_id, turn, Message(role="assistant", content=response, timestamp=utcnow()))
-        if save:
-            out.job_id, _ = self.pipeline.submit([turn], user_id=user_id, session_id=session_id, actor="agent",
-                                                 context=history)
+        if not save:
+            # Every user turn is kept as an episode (nothing said is unrecoverable); only the facts wait for
+            # the agent's judgement.
+            stored = self.memory.add([turn], user_id=user_id, session_id=session_id, actor="agent").events
+            out.turn_id = stored[0].memory_id if stored else None
+        else:
+            out.job_id, stored = self.pipeline.submit([turn], user_id=user_id, session_id=session_id,
+                                                      actor="agent", context=history)
+            out.turn_id = stored[0].memory_id if stored else None
             if self.background:
                 self.pipeline.process_in_background(out.job_id)
             else:
