@@ -82,6 +82,8 @@ BAD_CALLS: dict[str, tuple[type[RememError], Callable[[Memory], Any]]] = {
     "negative offset": (ValidationError, lambda m: m.list(user_id="alice", offset=-1)),
     "kinds as a string": (ValidationError, lambda m: m.list(user_id="alice", kinds="fact")),  # type: ignore[arg-type]
     "unknown kind": (ValidationError, lambda m: m.list(user_id="alice", kinds=["opinion"])),  # type: ignore[list-item]
+    "search kinds as a string": (ValidationError, lambda m: m.search("tea", user_id="alice", kinds="fact")),  # type: ignore[arg-type]
+    "search unknown kind": (ValidationError, lambda m: m.search("tea", user_id="alice", kinds=["opinion"])),  # type: ignore[list-item]
     "forget bad user": (InvalidUserIdError, lambda m: m.forget_user("")),
     "infer without an LM": (RememError, lambda m: m.add("x", user_id="alice", infer=True)),
 }

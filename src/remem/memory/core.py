@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ..config import Settings
 from ..embedders import Embedder, get_embedder
@@ -51,6 +51,9 @@ from ..validation import (
     check_user_id,
     to_messages,
 )
+
+if TYPE_CHECKING:
+    from ..retrieval.search import SearchOptions
 
 Progress = Callable[[int, int], None]
 SearchMode = Literal["hybrid", "dense", "bm25"]
@@ -466,7 +469,7 @@ class Memory:
         recency: float | None = None,
         time_expressions: Literal["boost", "filter", "off"] | None = None,
         reference_time: datetime | None = None,
-        options: Any = None,
+        options: SearchOptions | None = None,
     ) -> Hits:
         """The user's memories most relevant to ``query`` (pipeline: :mod:`remem.retrieval.search`).
 
@@ -476,8 +479,8 @@ class Memory:
         the query ("last week", "in May 2023", resolved against ``reference_time``, default now) boosts
         memories of that time (``time_expressions="filter"``: restricts to it; ``"off"``: ignored).
         ``expand_neighbors=n`` (default 1) attaches the n turns before and after each episode hit as
-        ``hit.context``; ``dedupe`` (default on) drops near-duplicate hits and hits inside a better hit's
-        window; ``recency`` (default 0) boosts newer memories. ``options`` (a
+        ``hit.context``; ``dedupe`` (default on) drops near-duplicate hits; ``recency`` (default 0) boosts
+        newer memories. ``options`` (a
         :class:`remem.retrieval.SearchOptions`) sets every knob at once; explicit arguments override it.
         """
         from ..retrieval.search import DEFAULT_OPTIONS, search_memories

@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import ValidationError
 from ..models import MemoryKind, SearchHit, as_utc, utcnow
 from ..stores.base import MemoryFilter, ScoredRecord, StoreQuery
-from ..validation import check_categories, check_limit, check_range, check_user_id
+from ..validation import check_categories, check_kinds, check_limit, check_range, check_user_id
 from .expand import collapse_and_expand
 from .fusion import fuse_rrf
 from .timeparse import TimeRange, parse_time_range
@@ -196,7 +196,7 @@ def search_memories(
         raise ValidationError(f"expand_neighbors must be a non-negative integer, got {opts.expand_neighbors!r}")
     since, until, boost = _resolve_time(query, since, until, opts)
     flt = MemoryFilter(
-        user_id=user_id, categories=check_categories(categories) or None, kinds=kinds,
+        user_id=user_id, categories=check_categories(categories) or None, kinds=check_kinds(kinds),
         since=as_utc(since) if since else None, until=as_utc(until) if until else None,
     )
     depth = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES)
