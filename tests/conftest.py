@@ -43,3 +43,41 @@ def local_memory(tmp_path: Path) -> Iterator[Memory]:
     """Edge store + the real packaged ONNX embedder."""
     with Memory(tmp_path / "local") as m:
         yield m
+
+
+# -- Postgres (real server from the pgserver wheel, on a loopback port) ----------------------------------------
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL 16 + pgvector server for the session. If it cannot start, the tests that need it fail
+    (they are never skipped): `make test` must run them."""
+    from remem.testing.postgres import LocalPostgres
+
+    pg = LocalPostgres(tmp_path_factory.mktemp("postgres"))
+    url = pg.start()
+    try:
+        yield url
+    finally:
+        pg.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server (dropped afterwards)."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield postgres_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Memory]:
+    """Edge store + fake embedder, with history/queue on SQLite and on Postgres (congruence)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    with Memory(tmp_path / "backend", embedder="fake", database_url=url) as m:
+        yield m

@@ -1,4 +1,5 @@
-"""The SQLite history log: schema migrations, pragmas, events with snapshots, and its transaction around writes."""
+"""The history log on SQLite: schema migrations, pragmas, events with snapshots, erasure, and how a failed store
+write leaves no history."""
 
 from __future__ import annotations
 
@@ -13,45 +14,54 @@ import pytest
 
 from remem import EmbeddingError, EventType, Memory, StoreError
 from remem.embedders.fake import FakeEmbedder
-from remem.history import MIGRATIONS, History, register_migration
 from remem.models import HistoryEvent, MemoryRecord
+from remem.storage.history import SQLHistory
+from remem.storage.migrations import MIGRATIONS, register_migration
+from remem.storage.sqlite.db import SQLiteDatabase
 from remem.stores.edge import EdgeStore
+
+SQLITE = MIGRATIONS["sqlite"]
+
+
+def History(path: str | Path) -> SQLHistory:
+    return SQLHistory(SQLiteDatabase(path))
 
 
 def test_fresh_database_pragmas_and_schema(tmp_path: Path) -> None:
-    log = History(tmp_path / "h.sqlite3")
-    conn = log.connection
+    db = SQLiteDatabase(tmp_path / "h.sqlite3")
+    conn = db.connection
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
     assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == max(v for v, _ in MIGRATIONS)
-    assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")} >= {"events"}
-    assert log.migrate() == max(v for v, _ in MIGRATIONS)  # idempotent
-    log.close()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == max(v for v, _ in SQLITE)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables >= {"events", "pending_jobs", "intents"}
+    assert db.migrate() == max(v for v, _ in SQLITE)  # idempotent
+    db.close()
 
 
 def test_numbered_migrations_apply_once_in_order(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
     History(path).close()
-    version = max(v for v, _ in MIGRATIONS) + 1000
+    version = max(v for v, _ in SQLITE) + 1000
     register_migration(version, "CREATE TABLE test_extra (x INTEGER); INSERT INTO test_extra VALUES (7)")
     register_migration(version, "DROP TABLE events")  # a second registration of a version is ignored
     try:
-        log = History(path)
-        assert log.connection.execute("PRAGMA user_version").fetchone()[0] == version
-        assert log.connection.execute("SELECT x FROM test_extra").fetchall() == [(7,)]
-        log.close()
-        log = History(path)  # reopening does not re-run it (the INSERT would duplicate)
-        assert log.connection.execute("SELECT COUNT(*) FROM test_extra").fetchone()[0] == 1
-        log.close()
+        db = SQLiteDatabase(path)
+        assert db.connection.execute("PRAGMA user_version").fetchone()[0] == version
+        assert db.connection.execute("SELECT x FROM test_extra").fetchall() == [(7,)]
+        db.close()
+        db = SQLiteDatabase(path)  # reopening does not re-run it (the INSERT would duplicate)
+        assert db.connection.execute("SELECT COUNT(*) FROM test_extra").fetchone()[0] == 1
+        db.close()
     finally:
-        MIGRATIONS[:] = [(v, sql) for v, sql in MIGRATIONS if v != version]
+        SQLITE[:] = [(v, sql) for v, sql in SQLITE if v != version]
 
 
 def test_failed_migration_rolls_back(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
     History(path).close()
-    version = max(v for v, _ in MIGRATIONS) + 2000
+    version = max(v for v, _ in SQLITE) + 2000
     register_migration(version, "CREATE TABLE half_done (x INTEGER); THIS IS NOT SQL")
     try:
         with pytest.raises(StoreError, match="history database"):
@@ -61,7 +71,7 @@ def test_failed_migration_rolls_back(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] < version
         conn.close()
     finally:
-        MIGRATIONS[:] = [(v, sql) for v, sql in MIGRATIONS if v != version]
+        SQLITE[:] = [(v, sql) for v, sql in SQLITE if v != version]
 
 
 def test_events_round_trip_with_snapshot(tmp_path: Path) -> None:
@@ -80,21 +90,22 @@ def test_events_round_trip_with_snapshot(tmp_path: Path) -> None:
 def test_transaction_rolls_back_on_error() -> None:
     log = History(":memory:")
     event = HistoryEvent(memory_id="m", user_id="u", event=EventType.ADD, new_text="x")
-    with pytest.raises(RuntimeError), log.transaction() as conn:
-        log.record([event], conn)
+    with pytest.raises(RuntimeError), log.database.transaction() as tx:
+        log.record([event], tx)
         raise RuntimeError("the store write failed")
     assert log.count() == 0
     log.close()
 
 
-def test_forget_user_runs_registered_erasers(tmp_path: Path) -> None:
-    log = History(tmp_path / "h.sqlite3")
-    log.connection.execute("CREATE TABLE pending (user_id TEXT, body TEXT)")
-    log.connection.executemany("INSERT INTO pending VALUES (?, ?)", [("u", "a"), ("u", "b"), ("v", "c")])
-    log.add_eraser("pending", lambda conn, uid: conn.execute("DELETE FROM pending WHERE user_id=?", (uid,)).rowcount)
+def test_forget_user_erases_every_registered_table(tmp_path: Path) -> None:
+    db = SQLiteDatabase(tmp_path / "h.sqlite3")
+    log = SQLHistory(db)
+    db.connection.execute("CREATE TABLE pending (user_id TEXT, body TEXT)")
+    db.connection.executemany("INSERT INTO pending VALUES (?, ?)", [("u", "a"), ("u", "b"), ("v", "c")])
+    db.add_eraser("pending")
     log.record([HistoryEvent(memory_id="m", user_id="u", event=EventType.ADD, new_text="x")])
-    assert log.forget_user("u") == {"history_events": 1, "pending": 2}
-    assert log.connection.execute("SELECT user_id FROM pending").fetchall() == [("v",)]
+    assert log.forget_user("u") == {"history_events": 1, "pending": 2, "pending_jobs": 0}
+    assert db.connection.execute("SELECT user_id FROM pending").fetchall() == [("v",)]
     log.close()
 
 
@@ -144,7 +155,7 @@ def test_failed_store_write_records_no_history(tmp_path: Path) -> None:
                      lambda: m.restore(deleted, user_id="u")):
             with pytest.raises(StoreError):
                 call()
-        assert m.log.count() == 3
+        assert m.log.count() == 3 and m.log.intents() == []
         assert m.get(mid, user_id="u").text == "original text" and m.get(mid, user_id="u").version == 1
         assert m.list(user_id="u").total == 1
         store.broken = False

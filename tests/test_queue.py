@@ -87,7 +87,7 @@ def test_forget_user_purges_queued_turns_even_without_an_lm(tmp_path: Path) -> N
     with Memory(tmp_path / "m", embedder="fake") as memory:
         result = memory.forget_user("alice")
         assert result.other["pending_jobs"] == 1
-        rows = memory.log.connection.execute("SELECT user_id, payload FROM pending_jobs").fetchall()
+        rows = memory.storage.database.connection.execute("SELECT user_id, payload FROM pending_jobs").fetchall()
         assert [r[0] for r in rows] == ["bob"] and all("alice" not in r[1] for r in rows)
 
 

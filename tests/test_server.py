@@ -141,7 +141,7 @@ def test_roles_and_revocation(srv: Running) -> None:
             assert admin.delete(f"/v1/admin/keys/{key_id}").json()["revoked_at"]
             assert g.get("/v1/whoami").status_code == 401
         assert admin.delete("/v1/admin/keys/nope").status_code == 404
-    raw = Path(srv.keys.path).read_bytes()
+    raw = Path(srv.keys.table.database.url).read_bytes()
     assert srv.key_a.encode() not in raw  # stored hashed only
 
 
@@ -296,7 +296,7 @@ def test_reads_go_on_while_a_write_of_the_same_user_waits(srv: Running) -> None:
                 return w.post("/v1/users/busy/memories", json={"messages": "second memory"})
 
         with ThreadPoolExecutor(1) as pool:
-            with srv.memory.user_lock("acme:busy"):  # a write of this user is in progress
+            with srv.memory.writer.user_lock("acme:busy"):  # a write of this user is in progress
                 pending = pool.submit(write)
                 t0 = time.perf_counter()
                 assert c.get("/v1/users/busy/memories").json()["total"] == 1

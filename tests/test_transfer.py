@@ -155,6 +155,8 @@ def test_failed_overwrite_import_puts_replaced_records_back(tmp_path: Path) -> N
         dump = tmp_path / "dump.jsonl"
         m.export(dump)
         m.update(ids[0], "changed after the export", user_id="alice")
+        for i in ids[1:260]:  # the import rewrites only what differs: make that two upsert batches
+            m.update(i, f"also changed {i}", user_id="alice")
         before_records, before_events = records_of(m), events_of(m)
         store.fail_at = store.calls + 2
         with pytest.raises(StoreError):

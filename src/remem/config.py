@@ -5,7 +5,9 @@
 | ``REMEM_HOME`` | ``~/.remem`` | data directory (embedded store, history database, pending queue) |
 | ``REMEM_EMBEDDER`` | ``local`` | embedder spec, e.g. ``fake``, ``openai:text-embedding-3-small`` |
 | ``REMEM_EMBEDDER_DIMENSIONS`` | unset | pinned output dimension for embedders that support it |
-| ``REMEM_STORE`` | ``edge`` | ``edge`` or ``qdrant`` |
+| ``REMEM_STORE`` | ``edge`` | ``edge``, ``qdrant`` or ``pgvector`` (vectors in the ``REMEM_DATABASE_URL`` database) |
+| ``REMEM_DATABASE_URL`` | unset | ``postgresql://…``: history, queue and keys in Postgres (many server workers) |
+| ``REMEM_DATABASE_POOL`` | ``8`` | connections per process in the Postgres pool |
 | ``REMEM_QDRANT_URL`` | unset | Qdrant server/cluster URL (selects the ``qdrant`` store), or ``:memory:`` |
 | ``REMEM_QDRANT_API_KEY`` | unset | API key for the Qdrant server |
 | ``REMEM_COLLECTION`` | ``memories`` | collection name (qdrant store) |
@@ -45,6 +47,8 @@ class Settings(BaseModel):
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
     collection: str = "memories"
+    database_url: str | None = None
+    database_pool_size: int = Field(default=8, ge=1, le=256)
     max_text_chars: int = Field(default=16_000, ge=1)
     lm: str | None = None
 
@@ -60,6 +64,8 @@ class Settings(BaseModel):
             "qdrant_url": "REMEM_QDRANT_URL",
             "qdrant_api_key": "REMEM_QDRANT_API_KEY",
             "collection": "REMEM_COLLECTION",
+            "database_url": "REMEM_DATABASE_URL",
+            "database_pool_size": "REMEM_DATABASE_POOL",
             "max_text_chars": "REMEM_MAX_TEXT_CHARS",
             "lm": "REMEM_LM",
         }

@@ -8,26 +8,24 @@ exported: import re-embeds with the importing side's embedder, so a file moves b
 Import validates the whole file before writing (UTF-8, JSON, schema, user ids, text limits); any error names
 its line and nothing is written. Memory ids that already exist are skipped (with their events) unless
 ``overwrite=True``, when the file's record and history replace them; an id that exists for another user is
-refused. The load itself is all-or-nothing too (see :func:`import_jsonl`).
+refused. The load itself is all-or-nothing too, and crash-safe (see :func:`import_jsonl`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ImportFormatError, RememError, StoreError, ValidationError
-from .models import HistoryEvent, MemoryRecord, content_hash, utcnow
+from .errors import ImportFormatError, RememError, ValidationError
+from .models import EventType, HistoryEvent, MemoryRecord, content_hash, utcnow
+from .parts import MemoryParts
 from .stores import MemoryFilter
 from .validation import check_text, check_user_id
-
-if TYPE_CHECKING:
-    from .memory.core import Memory
+from .writer import Change
 
 FORMAT = "remem-export"
 VERSION = 1
@@ -36,15 +34,15 @@ BATCH = 256
 EXPORT_PAGE = 10_000
 
 
-def export_jsonl(memory: Memory, path: Path, *, user_id: str | None) -> int:
+def export_jsonl(parts: MemoryParts, path: Path, *, user_id: str | None) -> int:
     """Write the export file (atomically: a temporary file renamed at the end); returns the records written."""
-    users = [user_id] if user_id is not None else memory.users()
+    users = [user_id] if user_id is not None else parts.history.users()
     tmp = path.with_name(path.name + ".tmp")
     if not path.parent.is_dir():
         raise ValidationError(f"cannot export to {path}: the folder {path.parent} does not exist", path=str(path))
     try:
         with tmp.open("w", encoding="utf-8") as out:
-            count = _write_export(memory, out, users)
+            count = _write_export(parts, out, users)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -52,17 +50,17 @@ def export_jsonl(memory: Memory, path: Path, *, user_id: str | None) -> int:
     return count
 
 
-def _write_export(memory: Memory, out: TextIO, users: list[str]) -> int:
+def _write_export(parts: MemoryParts, out: TextIO, users: list[str]) -> int:
     count = 0
     header = {"type": "header", "format": FORMAT, "version": VERSION, "exported_at": utcnow().isoformat(),
-              "embedder": memory.embedder.name, "users": len(users)}
+              "embedder": parts.embedder.name, "users": len(users)}
     out.write(json.dumps(header) + "\n")
     for uid in users:
         flt = MemoryFilter(user_id=uid, deleted=None)
-        total = memory.store.count(flt)
+        total = parts.store.count(flt)
         offset = 0
         while offset < total:
-            page = memory.store.scroll(flt, offset=offset, limit=EXPORT_PAGE, order="asc")
+            page = parts.store.scroll(flt, offset=offset, limit=EXPORT_PAGE, order="asc")
             if not page:
                 break
             for record in page:
@@ -71,7 +69,7 @@ def _write_export(memory: Memory, out: TextIO, users: list[str]) -> int:
                 count += 1
             offset += len(page)
     for uid in users:
-        for event in memory.log.for_user(uid):
+        for event in parts.history.iter_user(uid):
             data = event.model_dump(mode="json", exclude={"id"})
             out.write(json.dumps({"type": "event", "event": data}, ensure_ascii=False) + "\n")
     return count
@@ -148,66 +146,59 @@ def _parse(path: Path, max_chars: int) -> tuple[list[MemoryRecord], list[History
 
 
 def import_jsonl(
-    memory: Memory, path: Path, *, overwrite: bool = False, progress: Callable[[int, int], None] | None = None
+    parts: MemoryParts, path: Path, *, overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, int]:
     """Validate then load an export file; returns counts of imported/skipped memories and events.
 
-    All or nothing: the file is validated before anything is written; the history events are written in one
-    SQLite transaction that wraps every store write, and if a store write fails the points already written
-    are removed again (and records an ``overwrite`` replaced are put back), so a failed import leaves the
-    store and history as they were. A memory id that exists for another user is refused.
+    All or nothing: the file is validated before anything is written; the load is one change of the write
+    path (:class:`remem.writer.Writer`), under the locks of every user in the file, so a store failure undoes
+    the points already written (and puts back the records an ``overwrite`` replaced) and records no history,
+    while a crash part-way is finished by recovery on the next open. History and store agree afterwards: when
+    a memory's last event in the file does not describe its record (a hand-edited file, or no history at all),
+    an event by actor ``import`` records the imported state. A memory id that exists for another user is
+    refused.
     """
-    records, events = _parse(path, memory.settings.max_text_chars)
-    anyone = MemoryFilter(user_id=None, all_users=True, deleted=None)
-    existing: dict[str, MemoryRecord] = {}
-    ids = [r.id for r in records]
-    for start in range(0, len(ids), 1000):
-        existing.update((r.id, r) for r in memory.store.get(ids[start : start + 1000], anyone))
-    for r in records:
-        other = existing.get(r.id)
-        if other is not None and other.user_id != r.user_id:
-            raise ImportFormatError(
-                f"memory id {r.id} already belongs to another user here; nothing was imported", memory_id=r.id
-            )
-    skip = set() if overwrite else set(existing)
-    todo = [r for r in records if r.id not in skip]
-    todo_events = [e for e in events if e.memory_id not in skip]
-    replaced = [existing[r.id] for r in todo if r.id in existing]
-    written: list[MemoryRecord] = []
-    users = sorted({r.user_id for r in todo} | {e.user_id for e in todo_events})
-    with ExitStack() as locks:
-        for uid in users:  # sorted: a fixed order, so two imports cannot deadlock
-            locks.enter_context(memory.user_lock(uid))
-        try:
-            with memory.log.transaction() as conn:
-                memory.log.delete_memories([r.id for r in replaced], conn)
-                memory.log.record(todo_events, conn)
-                for start in range(0, len(todo), BATCH):
-                    chunk = todo[start : start + BATCH]
-                    memory.store.upsert(chunk, memory.embedder.embed([r.text for r in chunk]))
-                    written.extend(chunk)
-                    if progress is not None:
-                        progress(len(written), len(todo))
-        except BaseException as exc:
-            try:
-                _undo(memory, written, replaced)
-            except Exception as undo_exc:  # noqa: BLE001 - any store failure; reported with both causes
-                raise StoreError(
-                    f"the import failed ({exc}) and undoing its store writes failed too ({undo_exc}); history is "
-                    "unchanged: run the same import again with overwrite=True once the store is healthy",
-                    written=len(written),
-                ) from exc
-            raise
+    records, events = _parse(path, parts.settings.max_text_chars)
+    users = sorted({r.user_id for r in records} | {e.user_id for e in events})
+    with parts.writer.users_lock(users):
+        existing: dict[str, MemoryRecord] = {}
+        ids = [r.id for r in records]
+        anyone = MemoryFilter(user_id=None, all_users=True, deleted=None)
+        for start in range(0, len(ids), 1000):
+            existing.update((r.id, r) for r in parts.store.get(ids[start : start + 1000], anyone))
+        for r in records:
+            other = existing.get(r.id)
+            if other is not None and other.user_id != r.user_id:
+                raise ImportFormatError(
+                    f"memory id {r.id} already belongs to another user here; nothing was imported", memory_id=r.id
+                )
+        skip = set() if overwrite else set(existing)
+        todo = [r for r in records if r.id not in skip]
+        todo_events = [e for e in events if e.memory_id not in skip]
+        replaced = [r.id for r in todo if r.id in existing]
+        changes = [Change(r.user_id, r.id, existing.get(r.id), r) for r in todo]
+        parts.writer.apply(changes, todo_events + _agreeing_events(todo, todo_events), replace_history=replaced,
+                           progress=progress)
     return {"memories": len(todo), "events": len(todo_events), "skipped": len(skip)}
 
 
-def _undo(memory: Memory, written: list[MemoryRecord], replaced: list[MemoryRecord]) -> None:
-    """Compensate the store writes of a failed import (history was rolled back by its transaction)."""
-    by_user: dict[str, list[str]] = {}
-    for r in written:
-        by_user.setdefault(r.user_id, []).append(r.id)
-    for uid, ids in by_user.items():
-        memory.store.delete(ids, MemoryFilter(user_id=uid, deleted=None))
-    for start in range(0, len(replaced), BATCH):
-        chunk = replaced[start : start + BATCH]
-        memory.store.upsert(chunk, memory.embedder.embed([r.text for r in chunk]))
+def _agreeing_events(records: list[MemoryRecord], events: list[HistoryEvent]) -> list[HistoryEvent]:
+    """Events that make history describe each imported record (history is the system of record)."""
+    last: dict[str, HistoryEvent] = {}
+    for e in events:
+        if e.snapshot is not None:
+            last[e.memory_id] = e
+    extra = []
+    now = utcnow()
+    for r in records:
+        prior = last.get(r.id)
+        if prior is not None and prior.snapshot == r:
+            continue
+        extra.append(HistoryEvent(
+            memory_id=r.id, user_id=r.user_id, event=EventType.ADD if prior is None else EventType.UPDATE,
+            old_text=prior.snapshot.text if prior is not None and prior.snapshot is not None else None,
+            new_text=r.text, actor="import", created_at=now, snapshot=r,
+            reason="imported without history" if prior is None else "the file's record differs from its history",
+        ))
+    return extra

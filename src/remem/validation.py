@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -42,6 +43,19 @@ def check_text(text: object, max_chars: int, what: str = "memory text") -> str:
             limit=max_chars,
         )
     return stripped
+
+
+def check_metadata(metadata: object) -> dict[str, Any]:
+    """A JSON object of metadata (a copy); ``None`` is an empty one."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise ValidationError("metadata must be a JSON object")
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"metadata is not JSON-serialisable: {exc}") from exc
+    return dict(metadata)
 
 
 def check_categories(categories: Sequence[str] | None) -> list[str]:

@@ -15,6 +15,7 @@ from ..errors import StoreLockedError
 
 if TYPE_CHECKING:
     from ..memory import Memory
+    from ..server.auth import KeyStore
 from .app import app, console
 
 keys_app = typer.Typer(help="Manage API keys (stored hashed under REMEM_HOME; the key is shown once).",
@@ -27,6 +28,13 @@ EmbedderOpt = Annotated[str | None, typer.Option("--embedder", help="Embedder sp
 
 def _home(home: Path | None) -> Path:
     return Path(Settings.from_env(home=home).home).expanduser()
+
+
+def _keys(home: Path | None) -> KeyStore:
+    """The key table of the configured deployment (Postgres with REMEM_DATABASE_URL, else the key file)."""
+    from ..server.auth import KeyStore
+
+    return KeyStore.for_settings(Settings.from_env(home=home))
 
 
 def _open_memory(home: Path | None, embedder: str | None, lm: str | None = None) -> Memory:
@@ -70,7 +78,7 @@ def serve(
 
     _log_setup(log_level)
     memory = _open_memory(home, embedder, lm)
-    keys = KeyStore.for_home(memory.home)
+    keys = KeyStore.for_settings(memory.settings)
     try:
         config = ServerConfig.from_env(max_body_bytes=max_body_bytes, rate_limit=rate_limit, rate_burst=rate_burst,
                                        debug=log_requests_debug, mcp=not no_mcp, mcp_user=mcp_user,
@@ -110,7 +118,7 @@ def mcp_command(
 
             from ..server.auth import KeyStore
 
-            keys = KeyStore.for_home(memory.home)
+            keys = KeyStore.for_settings(memory.settings)
             uvicorn.run(standalone_http_app(memory, keys, default_user=user, host=host), host=host, port=port,
                         log_level="warning")
     finally:
@@ -125,9 +133,8 @@ def keys_create(
     home: HomeOpt = None,
 ) -> None:
     """Create a key and print it (shown this once; only its hash is stored)."""
-    from ..server.auth import KeyStore
 
-    keys = KeyStore.for_home(_home(home))
+    keys = _keys(home)
     created = keys.create(role="admin" if admin else "tenant", tenant=None if admin else tenant, label=label)
     keys.close()
     who = "admin" if admin else f"tenant {created.tenant}"
@@ -141,9 +148,8 @@ def keys_list(home: HomeOpt = None) -> None:
     """List keys (ids, tenants, state; never the keys)."""
     from rich.table import Table
 
-    from ..server.auth import KeyStore
 
-    keys = KeyStore.for_home(_home(home))
+    keys = _keys(home)
     table = Table("key id", "role", "tenant", "label", "created", "revoked")
     for k in keys.list():
         table.add_row(k.key_id, k.role, k.tenant or "", k.label or "", k.created_at.isoformat(timespec="seconds"),
@@ -156,9 +162,8 @@ def keys_list(home: HomeOpt = None) -> None:
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (from `remem keys list`).")],
                 home: HomeOpt = None) -> None:
     """Revoke a key: it stops working at once, also in a running server."""
-    from ..server.auth import KeyStore
 
-    keys = KeyStore.for_home(_home(home))
+    keys = _keys(home)
     info = keys.revoke(key_id)
     keys.close()
     console.print(f"revoked {info.key_id}")

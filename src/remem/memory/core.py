@@ -1,22 +1,18 @@
 """The :class:`Memory` facade: the library's one entry point.
 
-It composes an embedder, a vector store and the history log, and owns the rules that make remem trustworthy:
-every read and write is scoped to a ``user_id`` given by the host; every change is a history event; an update
-keeps the memory id; a delete is a tombstone that :meth:`restore` undoes; :meth:`forget_user` erases for real.
-
-Writes for one user are serialised by a per-user lock (history and store change together); reads take no lock.
-The history event is written in the same SQLite transaction that wraps the store write: if the store write
-fails, the event is rolled back, so history never records a change that did not happen.
+It composes the parts (:class:`~remem.parts.MemoryParts`: an embedder, a vector store, the history, the pending
+queue, per-user locks and the one write path, :class:`~remem.writer.Writer`), validates every input, and
+delegates: writes to the writer, ranking to :mod:`remem.retrieval`, the LLM pipeline to :mod:`remem.pipeline`.
+The rules that make remem trustworthy live below it and hold for every entry point: every read and write is
+scoped to a ``user_id`` given by the host; one serialised write path per user (the duplicate check and the
+insert are atomic); every change is a history event, made crash-safe by write intents; an update keeps the
+memory id; a delete is a tombstone that :meth:`restore` undoes; :meth:`forget_user` erases for real.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -24,43 +20,21 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from ..config import Settings
 from ..embedders import Embedder, get_embedder
 from ..errors import ConfigurationError, NotFoundError, ValidationError
-from ..history import History
-from ..models import (
-    AddResult,
-    EventType,
-    ForgetResult,
-    HistoryEvent,
-    MemoryEvent,
-    MemoryKind,
-    MemoryRecord,
-    Page,
-    SearchHit,
-    Stats,
-    as_utc,
-    content_hash,
-    utcnow,
-)
+from ..models import AddResult, ForgetResult, HistoryEvent, MemoryKind, MemoryRecord, Page, SearchHit, Stats
+from ..parts import MemoryParts
+from ..reads import get_record, list_page
+from ..reads import memory_id as canonical_id
+from ..storage import Storage, open_storage
 from ..stores import MemoryFilter, VectorStore, stores
-from ..validation import (
-    MessagesInput,
-    check_categories,
-    check_kinds,
-    check_limit,
-    check_range,
-    check_text,
-    check_user_id,
-    to_messages,
-)
+from ..validation import check_categories, check_metadata, check_user_id, to_messages
+from ..writer import DoctorReport, RecoveryReport, Writer, check
 
 if TYPE_CHECKING:
     from ..retrieval.search import SearchOptions
+    from ..validation import MessagesInput
 
 Progress = Callable[[int, int], None]
 SearchMode = Literal["hybrid", "dense", "bm25"]
-
-#: How many candidates each signal contributes before fusion, relative to ``limit``.
-CANDIDATE_FACTOR = 3
-MIN_CANDIDATES = 30
 
 # Aliases: inside the class, ``list`` names the method, not the builtin.
 Hits = list[SearchHit]
@@ -71,9 +45,10 @@ Users = list[str]
 class Memory:
     """Long-term, per-user memory.
 
-    ``Memory()`` uses the embedded default: the ``local`` ONNX embedder and the ``edge`` store under
-    ``REMEM_HOME`` (``~/.remem``). Pass ``embedder``/``store`` as spec strings (``"fake"``,
-    ``"qdrant:http://host:6333"``, ``"qdrant::memory:"``) or as objects.
+    ``Memory()`` uses the embedded default: the ``local`` ONNX embedder, the ``edge`` store and SQLite history
+    under ``REMEM_HOME`` (``~/.remem``). Pass ``embedder``/``store`` as spec strings (``"fake"``,
+    ``"qdrant:http://host:6333"``, ``"pgvector"``) or objects, and ``database_url`` (``postgresql://…``) to keep
+    history, queue and keys in Postgres. Opening finishes any write a crashed process left half done.
     """
 
     def __init__(
@@ -83,57 +58,55 @@ class Memory:
         embedder: str | Embedder | None = None,
         store: str | VectorStore | None = None,
         settings: Settings | None = None,
-        history: History | None = None,
+        storage: Storage | None = None,
         lm: Any = None,
+        database_url: str | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env(
             home=Path(home) if home is not None else None,
             embedder=embedder if isinstance(embedder, str) else None,
             store=store if isinstance(store, str) else None,
             lm=lm if isinstance(lm, str) else None,
+            database_url=database_url,
         )
         self.home = Path(self.settings.home).expanduser()
         self.home.mkdir(parents=True, exist_ok=True)
         self.embedder: Embedder = (
-            embedder
-            if embedder is not None and not isinstance(embedder, str)
+            embedder if embedder is not None and not isinstance(embedder, str)
             else get_embedder(self.settings.embedder, dimensions=self.settings.embedder_dimensions)
         )
         self._check_embedder_matches_home()
-        if store is not None and not isinstance(store, str):
-            self.store: VectorStore = store
-        else:
-            spec = self.settings.store
-            if spec == "qdrant" and self.settings.qdrant_url:
-                spec = f"qdrant:{self.settings.qdrant_url}"
-            self.store = stores.create(
-                spec,
-                dimensions=self.embedder.dimensions,
-                home=self.home,
-                collection=self.settings.collection,
-                api_key=self.settings.qdrant_api_key,
-            )
+        self.storage = storage or open_storage(self.settings, self.home)
         try:
-            self.log = history or History(self.home / "history.sqlite3")
+            self.store: VectorStore = store if store is not None and not isinstance(store, str) else self._open_store()
         except BaseException:
-            self.store.close()  # release the store's directory lock: the caller gets the error, not a lock
+            self.storage.close()
             raise
-        self._locks: defaultdict[str, threading.RLock] = defaultdict(threading.RLock)
-        self._locks_guard = threading.Lock()
+        self.writer = Writer(store=self.store, history=self.storage.history, embedder=self.embedder,
+                             locks=self.storage.locks)
+        self.parts = MemoryParts(settings=self.settings, embedder=self.embedder, store=self.store,
+                                 history=self.storage.history, queue=self.storage.queue, locks=self.storage.locks,
+                                 writer=self.writer)
         self.pipeline: Any = None  # set by remem.pipeline when an LM is configured (infer=True)
-        from ..pipeline.queue import register_queue  # no DSPy import: the queue shares history's database
+        try:
+            self.recovered: RecoveryReport = self.writer.recover()
+            if lm is not None or self.settings.lm:
+                from ..pipeline.ingest import Pipeline
 
-        register_queue(self.log)  # so forget_user purges queued turns even without an LM
-        if lm is not None or self.settings.lm:
-            from ..pipeline.ingest import Pipeline
-
-            try:
                 Pipeline(self, lm if lm is not None else self.settings.lm)  # sets self.pipeline
-            except BaseException:
-                self.close()  # release the store's lock: the caller gets the error, not a locked directory
-                raise
+        except BaseException:
+            self.close()  # release the store's lock: the caller gets the error, not a locked directory
+            raise
 
     # -- plumbing ------------------------------------------------------------------------------------------
+    def _open_store(self) -> VectorStore:
+        spec = self.settings.store
+        if spec == "qdrant" and self.settings.qdrant_url:
+            spec = f"qdrant:{self.settings.qdrant_url}"
+        return stores.create(spec, dimensions=self.embedder.dimensions, home=self.home,
+                             collection=self.settings.collection, api_key=self.settings.qdrant_api_key,
+                             database=self.storage.database)
+
     def _check_embedder_matches_home(self) -> None:
         """Refuse to mix vectors of two models in one data directory (search would silently degrade)."""
         meta_path = self.home / "remem.json"
@@ -154,52 +127,13 @@ class Memory:
         else:
             meta_path.write_text(json.dumps(current))
 
-    @contextmanager
-    def user_lock(self, user_id: str) -> Iterator[None]:
-        """Serialise writes of one user (used by the pipeline too)."""
-        with self._locks_guard:
-            lock = self._locks[user_id]
-        with lock:
-            yield
+    @property
+    def log(self) -> Any:
+        """The history (:class:`remem.storage.base.History`); kept under its old name."""
+        return self.storage.history
 
     def _text(self, text: object, what: str = "memory text") -> str:
-        return check_text(text, self.settings.max_text_chars, what)
-
-    def _live(self, user_id: str, **kw: Any) -> MemoryFilter:
-        return MemoryFilter(user_id=user_id, **kw)
-
-    @staticmethod
-    def _memory_id(memory_id: object) -> str:
-        """A memory id in canonical form (the stores return UUIDs lower-case); ValidationError if not a UUID."""
-        if not isinstance(memory_id, str) or not memory_id:
-            raise ValidationError(f"invalid memory id {memory_id!r}")
-        try:
-            return str(uuid.UUID(memory_id))
-        except ValueError:
-            raise ValidationError(f"invalid memory id {memory_id!r}: not a UUID", memory_id=memory_id) from None
-
-    def _require(self, memory_id: str, user_id: str, *, deleted: bool | None = False) -> MemoryRecord:
-        memory_id = self._memory_id(memory_id)
-        found = self.store.get([memory_id], MemoryFilter(user_id=user_id, deleted=deleted))
-        if not found:
-            state = {False: "live ", True: "deleted ", None: ""}[deleted]
-            raise NotFoundError(f"no {state}memory {memory_id} for user {user_id}", memory_id=memory_id)
-        return found[0]
-
-    def _commit(self, records: Sequence[MemoryRecord], events: Sequence[HistoryEvent], *, embed: bool) -> None:
-        """Write records to the store and their events to history, atomically from history's point of view."""
-        vectors = self.embedder.embed([r.text for r in records]) if embed else None
-        with self.log.transaction() as conn:
-            self.log.record(events, conn)
-            if vectors is not None:
-                self.store.upsert(records, vectors)
-            else:
-                self.store.set_payload(records)
-
-    def find_duplicate(self, user_id: str, text: str) -> MemoryRecord | None:
-        """A live memory of this user with the same normalised text, if any."""
-        found = self.store.scroll(self._live(user_id, hash=content_hash(text)), offset=0, limit=1)
-        return found[0] if found else None
+        return self.parts.text(text, what)
 
     # -- writes --------------------------------------------------------------------------------------------
     def add(
@@ -220,7 +154,7 @@ class Memory:
         an ``episode`` with its speaker, timestamp and id as source. Exact duplicates (same normalised text, same
         user, live) are not stored twice: they yield a NOOP event naming the existing memory.
         ``infer=True`` runs the LLM pipeline (extraction + maintenance); it needs an LM (see ``remem.pipeline``).
-        All input is validated before anything is written.
+        All input is validated before anything is written (:class:`~remem.errors.ValidationError`).
         """
         user_id = check_user_id(user_id)
         cats = check_categories(categories)
@@ -228,32 +162,20 @@ class Memory:
         msgs = to_messages(messages)
         for i, m in enumerate(msgs):
             self._text(m.content, f"message {i} content")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise ValidationError("metadata must be a JSON object")
-        try:
-            json.dumps(metadata or {})
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(f"metadata is not JSON-serialisable: {exc}") from exc
+        meta = check_metadata(metadata)
         if infer:
             if self.pipeline is None:
                 raise ConfigurationError("add(infer=True) needs a language model: see remem.pipeline / --lm")
             result: AddResult = self.pipeline.add(
-                msgs, user_id=user_id, metadata=metadata, categories=cats, session_id=session_id, actor=actor
+                msgs, user_id=user_id, metadata=meta, categories=cats, session_id=session_id, actor=actor
             )
             return result
         kind: MemoryKind = "fact" if is_plain_text else "episode"
         records = [
             MemoryRecord(
-                user_id=user_id,
-                text=m.content.strip(),
-                kind=kind,
-                categories=cats,
-                observed_at=m.timestamp,
-                source_ids=[m.id] if m.id else [],
-                role=None if is_plain_text else m.role,
-                speaker=m.name,
-                session_id=session_id,
-                metadata=dict(metadata or {}),
+                user_id=user_id, text=m.content.strip(), kind=kind, categories=cats, observed_at=m.timestamp,
+                source_ids=[m.id] if m.id else [], role=None if is_plain_text else m.role, speaker=m.name,
+                session_id=session_id, metadata=dict(meta),
             )
             for m in msgs
         ]
@@ -261,7 +183,7 @@ class Memory:
 
     def add_records(
         self, records: Sequence[MemoryRecord], *, actor: str = "api", progress: Progress | None = None,
-        dedupe: bool = True, batch_size: int = 256,
+        dedupe: bool = True, batch_size: int | None = None,
     ) -> AddResult:
         """Insert prepared records (same user checks and dedupe as :meth:`add`), in batches.
 
@@ -269,73 +191,15 @@ class Memory:
         hash is recomputed from its text. Events come back in input order, one per record (ADD or NOOP naming
         the existing memory). An id that already exists, for any user, is refused: an insert never overwrites.
         """
-        checked: list[MemoryRecord] = []
         for i, r in enumerate(records):
+            if not isinstance(r, MemoryRecord):
+                raise ValidationError(f"record {i} is a {type(r).__name__}, not a MemoryRecord")
             check_user_id(r.user_id)
             self._text(r.text, f"record {i} text")
-            digest = content_hash(r.text)
-            checked.append(r if r.hash == digest else r.model_copy(update={"hash": digest}))
-        if len({r.id for r in checked}) != len(checked):
-            raise ValidationError("the same memory id appears twice in one add")
-        anyone = MemoryFilter(user_id=None, all_users=True, deleted=None)
-        result = AddResult()
-        total = len(checked)
-        for start in range(0, total, batch_size):
-            batch = checked[start : start + batch_size]
-            taken = self.store.get([r.id for r in batch], anyone)
-            if taken:
-                raise ValidationError(f"memory id {taken[0].id} already exists", memory_id=taken[0].id)
-            slots: list[MemoryEvent | None] = [None] * len(batch)
-            by_user: defaultdict[str, list[int]] = defaultdict(list)
-            for i, r in enumerate(batch):
-                by_user[r.user_id].append(i)
-            for user_id, indexes in by_user.items():
-                with self.user_lock(user_id):
-                    fresh: list[MemoryRecord] = []
-                    seen: dict[str, str] = {}
-                    for i in indexes:
-                        r = batch[i]
-                        if dedupe:
-                            twin = seen.get(r.hash)
-                            if twin is None:
-                                found = self.find_duplicate(user_id, r.text)
-                                twin = found.id if found is not None else None
-                            if twin is not None:
-                                slots[i] = MemoryEvent(event=EventType.NOOP, memory_id=twin, text=r.text,
-                                                       reason="duplicate of an existing memory")
-                                continue
-                        seen[r.hash] = r.id
-                        fresh.append(r)
-                        slots[i] = MemoryEvent(event=EventType.ADD, memory_id=r.id, text=r.text)
-                    fresh = self._number_turns(user_id, fresh)
-                    events = [
-                        HistoryEvent(memory_id=r.id, user_id=user_id, event=EventType.ADD, new_text=r.text,
-                                     actor=actor, created_at=r.created_at, snapshot=r)
-                        for r in fresh
-                    ]
-                    if fresh:
-                        self._commit(fresh, events, embed=True)
-            result.events.extend(e for e in slots if e is not None)
-            if progress is not None:
-                progress(min(start + batch_size, total), total)
-        return result
-
-    def _number_turns(self, user_id: str, records: list[MemoryRecord]) -> list[MemoryRecord]:
-        """Give episodes of a session without a ``seq`` the next numbers of that session (arrival order), so
-        search can expand a hit to its neighbouring turns. Called under the user's lock."""
-        next_seq: dict[str, int] = {}
-        out: list[MemoryRecord] = []
-        for r in records:
-            if r.kind != "episode" or r.session_id is None or r.seq is not None:
-                out.append(r)
-                continue
-            if r.session_id not in next_seq:
-                next_seq[r.session_id] = self.store.count(
-                    MemoryFilter(user_id=user_id, session_id=r.session_id, kinds=["episode"], deleted=None)
-                )
-            out.append(r.model_copy(update={"seq": next_seq[r.session_id]}))
-            next_seq[r.session_id] += 1
-        return out
+        del batch_size  # the writer's batch size applies (kept for compatibility)
+        events = self.writer.insert(list(records), actor=actor, dedupe="any" if dedupe else "none",
+                                    progress=progress)
+        return AddResult(events=events)
 
     def update(
         self,
@@ -353,76 +217,39 @@ class Memory:
         """Change a memory in place: same id, new text re-embedded, version + 1, old text kept in history.
 
         ``source_ids`` are appended to the memory's sources (the pipeline cites the turns behind an update)."""
-        user_id = check_user_id(user_id)
-        new_text = self._text(text) if text is not None else None
-        cats = check_categories(categories) if categories is not None else None
-        with self.user_lock(user_id):
-            old = self._require(memory_id, user_id)
-            changes: dict[str, Any] = {"updated_at": utcnow(), "version": old.version + 1}
-            if new_text is not None:
-                changes.update(text=new_text, hash=content_hash(new_text))
-            if cats is not None:
-                changes["categories"] = cats
-            if metadata is not None:
-                changes["metadata"] = {**old.metadata, **metadata}
-            if observed_at is not None:
-                changes["observed_at"] = as_utc(observed_at)
-            if source_ids:
-                changes["source_ids"] = list(dict.fromkeys([*old.source_ids, *source_ids]))
-            new = old.model_copy(update=changes)
-            event = HistoryEvent(memory_id=old.id, user_id=user_id, event=EventType.UPDATE, old_text=old.text,
-                                 new_text=new.text, actor=actor, reason=reason, created_at=new.updated_at,
-                                 snapshot=new)
-            self._commit([new], [event], embed=new_text is not None and new_text != old.text)
-        return new
+        return self.writer.update(
+            check_user_id(user_id), canonical_id(memory_id),
+            text=self._text(text) if text is not None else None,
+            categories=check_categories(categories) if categories is not None else None,
+            metadata=check_metadata(metadata) if metadata is not None else None,
+            observed_at=observed_at, source_ids=source_ids, actor=actor, reason=reason,
+        )
 
     def delete(self, memory_id: str, *, user_id: str, actor: str = "api", reason: str | None = None) -> MemoryRecord:
         """Soft delete: hidden from search and list, kept with its history, undone by :meth:`restore`."""
-        user_id = check_user_id(user_id)
-        with self.user_lock(user_id):
-            old = self._require(memory_id, user_id)
-            now = utcnow()
-            new = old.model_copy(update={"deleted_at": now, "updated_at": now})
-            event = HistoryEvent(memory_id=old.id, user_id=user_id, event=EventType.DELETE, old_text=old.text,
-                                 actor=actor, reason=reason, created_at=now, snapshot=new)
-            self._commit([new], [event], embed=False)
-        return new
+        return self.writer.delete(check_user_id(user_id), canonical_id(memory_id), actor=actor, reason=reason)
 
     def restore(self, memory_id: str, *, user_id: str, actor: str = "api", reason: str | None = None) -> MemoryRecord:
         """Undo a soft delete. Restoring text a live memory already holds is refused (it would duplicate it)."""
-        user_id = check_user_id(user_id)
-        with self.user_lock(user_id):
-            old = self._require(memory_id, user_id, deleted=True)
-            twin = self.find_duplicate(user_id, old.text)
-            if twin is not None:
-                raise ValidationError(
-                    f"cannot restore {memory_id}: live memory {twin.id} has the same text", duplicate_of=twin.id
-                )
-            now = utcnow()
-            new = old.model_copy(update={"deleted_at": None, "updated_at": now})
-            event = HistoryEvent(memory_id=old.id, user_id=user_id, event=EventType.RESTORE, new_text=new.text,
-                                 actor=actor, reason=reason, created_at=now, snapshot=new)
-            self._commit([new], [event], embed=False)
-        return new
+        return self.writer.restore(check_user_id(user_id), canonical_id(memory_id), actor=actor, reason=reason)
 
     def forget_user(self, user_id: str) -> ForgetResult:
-        """Erase a user everywhere: vector store points (live and deleted), history, and registered extras.
+        """Erase a user everywhere: vector store points (live and deleted), history, queued turns, and the
+        store's files. An erasure that a crash interrupts is finished on the next open (or ``remem doctor``).
 
         SQLite runs with ``secure_delete`` and the WAL is checkpointed, so the text leaves the database files.
         The embedded store rewrites its shard without the user's points (segments *and* write-ahead log), so the
-        text leaves its files too; this copies the remaining points (~8k/s, ~4 s at 30k). On a Qdrant server the
-        points are deleted through the API; the server's own retention (WAL, snapshots) is the operator's.
+        text leaves its files too; this copies the remaining points (~8k/s) while other users keep working. On a
+        Qdrant server the points are deleted through the API; the server's own retention (WAL, snapshots) is the
+        operator's, as is Postgres' (WAL archives, backups: see the README).
         """
-        user_id = check_user_id(user_id)
-        with self.user_lock(user_id):
-            memories = self.store.delete_user(user_id)
-            removed = self.log.forget_user(user_id)
+        memories, removed = self.writer.forget_user(check_user_id(user_id))
         events = removed.pop("history_events", 0)
         return ForgetResult(user_id=user_id, memories=memories, history_events=events, other=removed)
 
     # -- reads ---------------------------------------------------------------------------------------------
     def get(self, memory_id: str, *, user_id: str, include_deleted: bool = False) -> MemoryRecord:
-        return self._require(memory_id, check_user_id(user_id), deleted=None if include_deleted else False)
+        return get_record(self.store, memory_id, user_id, include_deleted=include_deleted)
 
     def list(
         self,
@@ -438,19 +265,8 @@ class Memory:
         order: Literal["asc", "desc"] = "desc",
     ) -> Page:
         """A page of a user's memories, newest first by default (``deleted=True``: the trash; None: all)."""
-        user_id = check_user_id(user_id)
-        check_limit(limit)
-        if not isinstance(offset, int) or offset < 0:
-            raise ValidationError(f"offset must be a non-negative integer, got {offset!r}")
-        check_range(since, until)
-        flt = MemoryFilter(
-            user_id=user_id, categories=check_categories(categories) or None, kinds=check_kinds(kinds),
-            since=as_utc(since) if since else None, until=as_utc(until) if until else None, deleted=deleted,
-        )
-        total = self.store.count(flt)
-        items = self.store.scroll(flt, offset=offset, limit=limit, order=order)
-        next_offset = offset + len(items) if offset + len(items) < total else None
-        return Page(items=items, next_offset=next_offset, total=total)
+        return list_page(self.store, user_id=user_id, offset=offset, limit=limit, categories=categories,
+                         kinds=kinds, since=since, until=until, deleted=deleted, order=order)
 
     def search(
         self,
@@ -480,8 +296,8 @@ class Memory:
         memories of that time (``time_expressions="filter"``: restricts to it; ``"off"``: ignored).
         ``expand_neighbors=n`` (default 1) attaches the n turns before and after each episode hit as
         ``hit.context``; ``dedupe`` (default on) drops near-duplicate hits; ``recency`` (default 0) boosts
-        newer memories. ``options`` (a
-        :class:`remem.retrieval.SearchOptions`) sets every knob at once; explicit arguments override it.
+        newer memories. ``options`` (a :class:`remem.retrieval.SearchOptions`) sets every knob at once;
+        explicit arguments override it.
         """
         from ..retrieval.search import DEFAULT_OPTIONS, search_memories
 
@@ -491,37 +307,48 @@ class Memory:
             "time_expressions": time_expressions, "reference_time": reference_time,
         }.items() if v is not None and not (k == "mode" and options is not None and v == "hybrid")}
         return search_memories(
-            self, query, user_id=user_id, limit=limit, categories=categories, kinds=kinds, since=since,
+            self.parts, query, user_id=user_id, limit=limit, categories=categories, kinds=kinds, since=since,
             until=until, threshold=threshold, options=opts.with_(**changes) if changes else opts,
         )
 
     def history(self, memory_id: str, *, user_id: str) -> Events:
         """Every recorded change of one memory, oldest first (NotFoundError if the user has no such memory)."""
         user_id = check_user_id(user_id)
-        memory_id = self._memory_id(memory_id)
-        events = self.log.for_memory(memory_id, user_id)
+        mid = canonical_id(memory_id)
+        events = self.storage.history.for_memory(mid, user_id)
         if not events:
-            raise NotFoundError(f"no history for memory {memory_id} of user {user_id}", memory_id=memory_id)
+            raise NotFoundError(f"no history for memory {mid} of user {user_id}", memory_id=mid)
         return events
 
     def users(self) -> Users:
         """Every user id with recorded memories (admin)."""
-        return self.log.users()
+        return self.storage.history.users()
 
     def stats(self) -> Stats:
         live = self.store.count(MemoryFilter(user_id=None, all_users=True, deleted=False))
         deleted = self.store.count(MemoryFilter(user_id=None, all_users=True, deleted=True))
         return Stats(
-            users=len(self.users()), memories=live, deleted=deleted, history_events=self.log.count(),
+            users=len(self.users()), memories=live, deleted=deleted, history_events=self.storage.history.count(),
             store=self.store.name, embedder=self.embedder.name, data_dir=str(self.home),
         )
+
+    # -- maintenance ---------------------------------------------------------------------------------------
+    def doctor(self, *, repair: bool = False, user_id: str | None = None) -> DoctorReport:
+        """Compare the store with history (the system of record) for every user (or one); with ``repair``,
+        finish interrupted changes and make the store follow history (see :mod:`remem.writer.doctor`)."""
+        users = [check_user_id(user_id)] if user_id is not None else None
+        return check(self.writer, users=users, repair=repair)
+
+    def recover(self) -> RecoveryReport:
+        """Finish every change a crashed process left half done (also done when a Memory opens)."""
+        return self.writer.recover()
 
     # -- transfer ------------------------------------------------------------------------------------------
     def export(self, path: str | Path, *, user_id: str | None = None) -> int:
         """Write memories (live and deleted) and their history as JSONL; ``user_id=None`` exports everyone."""
         from ..transfer import export_jsonl
 
-        return export_jsonl(self, Path(path), user_id=None if user_id is None else check_user_id(user_id))
+        return export_jsonl(self.parts, Path(path), user_id=None if user_id is None else check_user_id(user_id))
 
     def import_(
         self, path: str | Path, *, overwrite: bool = False, progress: Progress | None = None
@@ -529,17 +356,20 @@ class Memory:
         """Load an export file. The whole file is validated first: a bad line means nothing is written."""
         from ..transfer import import_jsonl
 
-        return import_jsonl(self, Path(path), overwrite=overwrite, progress=progress)
+        return import_jsonl(self.parts, Path(path), overwrite=overwrite, progress=progress)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def close(self) -> None:
         if self.pipeline is not None and hasattr(self.pipeline, "close"):
             self.pipeline.close()
-        self.store.close()
-        self.log.close()
+        try:
+            self.store.close()
+        finally:
+            self.storage.close()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+

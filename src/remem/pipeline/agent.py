@@ -23,8 +23,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..errors import ConfigurationError, LLMError, RememError
-from ..memory.core import Memory
 from ..models import LLMUsage, MemoryEvent, MemoryRecord, Message, SearchHit, utcnow
+from ..parts import HasParts, parts_of
+from ..reads import list_page
+from ..retrieval.search import search_memories
 from ..validation import check_user_id
 from .dates import parse_date
 from .ingest import Pipeline
@@ -73,7 +75,7 @@ class Agent:
 
     def __init__(
         self,
-        memory: Memory,
+        memory: HasParts,
         lm: LMSpec | None = None,
         *,
         api_base: str | None = None,
@@ -86,11 +88,12 @@ class Agent:
         instructions: str | None = None,
         retries: int = 2,
     ) -> None:
-        if lm is None and memory.pipeline is None:
+        existing: Pipeline | None = getattr(memory, "pipeline", None)
+        if lm is None and existing is None:
             raise ConfigurationError("Agent needs a language model: Agent(memory, lm='openai/gpt-4o-mini')")
-        self.memory = memory
-        self.lm = resolve_lm(lm, api_base=api_base) if lm is not None else memory.pipeline.lm
-        self.pipeline: Pipeline = memory.pipeline if memory.pipeline is not None else Pipeline(memory, self.lm)
+        self.parts = parts_of(memory)
+        self.lm = resolve_lm(lm, api_base=api_base) if lm is not None or existing is None else existing.lm
+        self.pipeline: Pipeline = existing if existing is not None else Pipeline(memory, self.lm)
         self.window, self.core_limit, self.core_categories = window, core_limit, list(core_categories)
         self.max_tool_calls, self.search_limit, self.background, self.retries = (
             max_tool_calls, search_limit, background, retries)
@@ -113,8 +116,8 @@ class Agent:
             self._transcripts.setdefault(user_id, deque(maxlen=self.window)).extend(messages)
 
     def core_facts(self, user_id: str) -> list[MemoryRecord]:
-        page = self.memory.list(user_id=user_id, kinds=["fact"], categories=self.core_categories,
-                                limit=self.core_limit)
+        page = list_page(self.parts.store, user_id=user_id, kinds=["fact"], categories=self.core_categories,
+                         limit=self.core_limit)
         return page.items
 
     # -- tools -------------------------------------------------------------------------------------------
@@ -130,11 +133,12 @@ class Agent:
             try:
                 records: list[MemoryRecord]
                 if search_text and search_text.strip():
-                    hits: list[SearchHit] = self.memory.search(search_text, user_id=user_id,
-                                                               limit=self.search_limit, **filters)
+                    hits: list[SearchHit] = search_memories(self.parts, search_text, user_id=user_id,
+                                                            limit=self.search_limit, **filters)
                     records = [h.record for h in hits]
                 else:
-                    records = self.memory.list(user_id=user_id, limit=self.search_limit, **filters).items
+                    records = list_page(self.parts.store, user_id=user_id, limit=self.search_limit,
+                                        **filters).items
             except RememError as exc:
                 call.error = str(exc)
                 return f"error: {exc}"
@@ -168,7 +172,7 @@ class Agent:
     # -- the turn ----------------------------------------------------------------------------------------
     def reply(self, user_id: str, text: str, *, session_id: str | None = None, now: datetime | None = None) -> AgentReply:
         user_id = check_user_id(user_id)
-        text = self.memory._text(text, "message")
+        text = self.parts.text(text, "message")
         now = now or utcnow()
         history = self.transcript(user_id)
         turn = Message(role="user", content=text, timestamp=now, id=f"m-{uuid.uuid4().hex[:12]}")
@@ -203,7 +207,9 @@ class Agent:
         if not save:
             # Every user turn is kept as an episode (nothing said is unrecoverable); only the facts wait for
             # the agent's judgement.
-            stored = self.memory.add([turn], user_id=user_id, session_id=session_id, actor="agent").events
+            episode = MemoryRecord(user_id=user_id, text=text, kind="episode", observed_at=turn.timestamp,
+                                   source_ids=[turn.id] if turn.id else [], role="user", session_id=session_id)
+            stored = self.parts.writer.insert([episode], actor="agent")
             out.turn_id = stored[0].memory_id if stored else None
         else:
             out.job_id, stored = self.pipeline.submit([turn], user_id=user_id, session_id=session_id,

@@ -10,14 +10,16 @@ Order matters and is the whole point:
 5. the job is marked done. A failure after bounded retries raises ``ExtractionError``/``MaintenanceError``
    (with the raw output and the job id) and leaves the job pending for :meth:`Pipeline.reprocess`.
 
-Maintenance runs of one user are serialised (two concurrent runs could both add the same fact).
+Maintenance runs of one user are serialised (two concurrent runs could both add the same fact) by the user's
+``maintain`` lock (:class:`remem.storage.base.Locks`: across processes on Postgres); each write of a run goes
+through the one write path (:class:`remem.writer.Writer`), so a raw ``add`` landing meanwhile is deduplicated
+against it, atomically.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -25,12 +27,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..errors import ExtractionError, LLMError, MaintenanceError, RememError
-from ..memory.core import Memory
 from ..models import AddResult, LLMUsage, MemoryEvent, MemoryRecord, Message, utcnow
+from ..parts import HasParts, MemoryParts, parts_of
+from ..reads import list_page
+from ..storage.base import Job, JobPayload
 from .extract import Extractor, Fact
 from .lm import LMSpec, meter, resolve_lm
 from .maintain import Maintainer
-from .queue import Job, JobPayload, PendingQueue
 
 
 class InferResult(AddResult):
@@ -67,11 +70,12 @@ class JobBusyError(RememError):
 
 
 class Pipeline:
-    """Extraction + maintenance for one :class:`~remem.Memory`; attaches itself as ``memory.pipeline``."""
+    """Extraction + maintenance for one :class:`~remem.Memory` (or its parts); attaches itself as
+    ``memory.pipeline``."""
 
     def __init__(
         self,
-        memory: Memory,
+        memory: HasParts | MemoryParts,
         lm: LMSpec,
         *,
         api_base: str | None = None,
@@ -82,24 +86,24 @@ class Pipeline:
         near_duplicate: float = 0.92,
         context_turns: int = 6,
     ) -> None:
-        self.memory = memory
+        self.parts = parts_of(memory)
         self.lm = resolve_lm(lm, api_base=api_base)
-        self.queue = PendingQueue(memory.log)
+        self.queue = self.parts.queue
         self.extractor = Extractor(instructions=extract_instructions, categories=categories, retries=retries)
-        self.maintainer = Maintainer(memory, instructions=maintain_instructions, retries=retries,
+        self.maintainer = Maintainer(self.parts, instructions=maintain_instructions, retries=retries,
                                      near_duplicate=near_duplicate)
         self.context_turns = context_turns
-        self._user_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
         self._running: set[str] = set()
         self._threads: list[threading.Thread] = []
-        memory.pipeline = self
+        if hasattr(memory, "pipeline"):
+            memory.pipeline = self
 
     # -- steps -------------------------------------------------------------------------------------------
     def _recent_context(self, user_id: str, session_id: str | None) -> list[Message]:
         if self.context_turns <= 0:
             return []
-        page = self.memory.list(user_id=user_id, kinds=["episode"], limit=self.context_turns)
+        page = list_page(self.parts.store, user_id=user_id, kinds=["episode"], limit=self.context_turns)
         turns = [r for r in page.items if session_id is None or r.session_id == session_id]
         return [
             Message(role=r.role if r.role in ("user", "assistant", "system", "tool") else "user",  # type: ignore[arg-type]
@@ -132,7 +136,7 @@ class Pipeline:
                          session_id=payload.session_id, metadata=payload.metadata)
             for m in payload.messages
         ]
-        events = self.memory.add_records(records, actor=payload.actor).events
+        events = self.parts.writer.insert(records, actor=payload.actor)
         self.queue.mark_stored(job_id)
         return events
 
@@ -181,9 +185,8 @@ class Pipeline:
 
     @contextmanager
     def _lock_user(self, user_id: str) -> Iterator[None]:
-        with self._guard:
-            lock = self._user_locks[user_id]
-        with lock:
+        """One maintenance run per user at a time (across processes on Postgres)."""
+        with self.parts.locks.hold(user_id, "maintain"):
             yield
 
     # -- entry points ------------------------------------------------------------------------------------

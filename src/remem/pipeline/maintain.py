@@ -4,10 +4,12 @@ The agent sees the similar existing facts of *this* user as small integers (0, 1
 models copy badly — and acts through four tools bound by the host to the user (the user id is never a tool
 argument): ``add_memory``, ``update_memory``, ``delete_memories``, ``no_op``. Every tool validates its input
 and answers an invented id, a malformed argument or an unknown tool with an error *observation* and no side
-effect, so the model can correct itself. ``add_memory`` deduplicates before inserting: exact (same normalised
-text as a live fact) and near (dense cosine ≥ ``near_duplicate``) duplicates are NOOPs. Updates keep the memory
-id and put the old text in history; deletes are soft (restorable). Only ``kind="fact"`` memories take part:
-raw turns (episodes) are never rewritten.
+effect, so the model can correct itself. ``add_memory`` inserts through the one write path with the duplicate
+check inside it (atomic under the user's write lock): exact (same normalised text as a live fact) and near (dense
+cosine ≥ ``near_duplicate``) duplicates are NOOPs, also when a raw ``add`` of the same fact lands during the run.
+Updates keep the memory id and put the old text in history, and are refused if the memory changed since the
+agent was shown it; deletes are soft (restorable). Only ``kind="fact"`` memories take part: raw turns
+(episodes) are never rewritten.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import MaintenanceError, RememError
-from ..memory.core import Memory
 from ..models import EventType, MemoryEvent, MemoryRecord, content_hash
+from ..parts import MemoryParts
+from ..retrieval.search import search_memories
 from ..stores import MemoryFilter
 from ..validation import check_categories
 from .extract import Fact
@@ -29,10 +32,10 @@ from .react import GuardedReAct
 from .signatures import UpdateMemory
 
 
-def find_fact_duplicate(memory: Memory, user_id: str, text: str) -> MemoryRecord | None:
+def find_fact_duplicate(parts: MemoryParts, user_id: str, text: str) -> MemoryRecord | None:
     """A live *fact* of this user with the same normalised text (episodes do not count)."""
     flt = MemoryFilter(user_id=user_id, hash=content_hash(text), kinds=["fact"])
-    found = memory.store.scroll(flt, offset=0, limit=1)
+    found = parts.store.scroll(flt, offset=0, limit=1)
     return found[0] if found else None
 
 
@@ -40,20 +43,20 @@ class MaintenanceSession:
     """One run of the agent: the integer table, the tools (closures over the user) and the events they cause."""
 
     def __init__(
-        self, memory: Memory, user_id: str, facts: Sequence[Fact], *, session_id: str | None, actor: str,
+        self, parts: MemoryParts, user_id: str, facts: Sequence[Fact], *, session_id: str | None, actor: str,
         metadata: dict[str, Any] | None, similar_per_fact: int, max_existing: int, near_duplicate: float,
     ) -> None:
-        self.memory, self.user_id, self.facts = memory, user_id, list(facts)
+        self.parts, self.user_id, self.facts = parts, user_id, list(facts)
         self.session_id, self.actor, self.metadata = session_id, actor, dict(metadata or {})
         self.near_duplicate = near_duplicate
         self.events: list[MemoryEvent] = []
         self.table: list[MemoryRecord] = []
         self.deleted: set[int] = set()
         for fact in self.facts:
-            for hit in memory.search(fact.text, user_id=user_id, kinds=["fact"], limit=similar_per_fact):
+            for hit in search_memories(parts, fact.text, user_id=user_id, kinds=["fact"], limit=similar_per_fact):
                 if len(self.table) < max_existing and all(r.id != hit.record.id for r in self.table):
                     self.table.append(hit.record)
-        self.fact_vectors = memory.embedder.embed([f.text for f in self.facts]) if self.facts else None
+        self.fact_vectors = parts.embedder.embed([f.text for f in self.facts]) if self.facts else None
 
     # -- prompt ----------------------------------------------------------------------------------------
     def facts_text(self) -> str:
@@ -91,7 +94,7 @@ class MaintenanceSession:
         """The new fact a text written by the agent comes from (closest by embedding)."""
         if not self.facts or self.fact_vectors is None:
             return None
-        vector = self.memory.embedder.embed([text])[0]
+        vector = self.parts.embedder.embed([text])[0]
         return self.facts[int(np.argmax(self.fact_vectors @ vector))]
 
     # -- tools -----------------------------------------------------------------------------------------
@@ -99,19 +102,10 @@ class MaintenanceSession:
         def add_memory(text: str, categories: list[str] | None = None) -> str:
             """Store a new fact about the user (categories: one or more of the fact's categories)."""
             try:
-                text = self.memory._text(text)
+                text = self.parts.text(text)
                 cats = check_categories(categories)
             except RememError as exc:
                 return f"error: {exc}"
-            twin = find_fact_duplicate(self.memory, self.user_id, text)
-            if twin is None:
-                near = self.memory.search(text, user_id=self.user_id, kinds=["fact"], limit=1, mode="dense",
-                                          threshold=self.near_duplicate)
-                twin = near[0].record if near else None
-            if twin is not None:
-                self.events.append(MemoryEvent(event=EventType.NOOP, memory_id=twin.id, text=text,
-                                               reason="duplicate of an existing memory"))
-                return f"not added: memory {self._index_of(twin)} already says this (no change)"
             source = self._source_fact(text)
             record = MemoryRecord(
                 user_id=self.user_id, text=text, kind="fact",
@@ -120,8 +114,13 @@ class MaintenanceSession:
                 source_ids=source.source_ids if source else [], session_id=self.session_id,
                 metadata=self.metadata,
             )
-            self.memory.add_records([record], actor=self.actor, dedupe=False)
-            self.events.append(MemoryEvent(event=EventType.ADD, memory_id=record.id, text=text))
+            (event,) = self.parts.writer.insert([record], actor=self.actor, dedupe="kind",
+                                                near_duplicate=self.near_duplicate)
+            self.events.append(event)
+            if event.event is EventType.NOOP and event.memory_id is not None:
+                twin = self.parts.store.get([event.memory_id], MemoryFilter(user_id=self.user_id))
+                where = f"memory {self._index_of(twin[0])}" if twin else "an existing memory"
+                return f"not added: {where} already says this (no change)"
             return f"added as memory {self._index_of(record)}"
 
         def update_memory(id: int, new_text: str) -> str:
@@ -130,23 +129,27 @@ class MaintenanceSession:
             if isinstance(found, str):
                 return found
             try:
-                new_text = self.memory._text(new_text, "new_text")
+                new_text = self.parts.text(new_text, "new_text")
             except RememError as exc:
                 return f"error: {exc}"
             if content_hash(new_text) == found.hash:
                 self.events.append(MemoryEvent(event=EventType.NOOP, memory_id=found.id, text=found.text,
                                                reason="update with identical text"))
                 return f"memory {id} already says this (no change)"
-            twin = find_fact_duplicate(self.memory, self.user_id, new_text)
+            twin = find_fact_duplicate(self.parts, self.user_id, new_text)
             if twin is not None and twin.id != found.id:
                 return (f"error: memory {self._index_of(twin)} already says this; delete memory {id} instead "
                         "if it is obsolete")
             source = self._source_fact(new_text)
-            updated = self.memory.update(
-                found.id, new_text, user_id=self.user_id, actor=self.actor, reason="maintenance",
-                observed_at=source.observed_at if source else None,
-                source_ids=source.source_ids if source else None,
-            )
+            try:
+                updated = self.parts.writer.update(
+                    self.user_id, found.id, text=new_text, actor=self.actor, reason="maintenance",
+                    observed_at=source.observed_at if source else None,
+                    source_ids=source.source_ids if source else None, expected_text=found.text,
+                    refuse_duplicate="kind",
+                )
+            except RememError as exc:
+                return f"error: {exc} (nothing was changed)"
             self.table[id] = updated
             self.events.append(MemoryEvent(event=EventType.UPDATE, memory_id=found.id, text=updated.text,
                                            old_text=found.text))
@@ -163,7 +166,10 @@ class MaintenanceSession:
                     return found + " (nothing was deleted)"
                 records.append((value, found))
             for value, record in records:
-                self.memory.delete(record.id, user_id=self.user_id, actor=self.actor, reason="maintenance")
+                try:
+                    self.parts.writer.delete(self.user_id, record.id, actor=self.actor, reason="maintenance")
+                except RememError as exc:
+                    return f"error: memory {value}: {exc}"
                 self.deleted.add(value)
                 self.events.append(MemoryEvent(event=EventType.DELETE, memory_id=record.id, old_text=record.text))
             return f"deleted memories {', '.join(str(v) for v, _ in records)}"
@@ -186,10 +192,10 @@ class Maintainer:
     """The ``UpdateMemory`` ReAct agent with bounded iterations and retries. Call inside :func:`lm.meter`."""
 
     def __init__(
-        self, memory: Memory, *, instructions: str | None = None, retries: int = 2, max_iters: int | None = None,
-        similar_per_fact: int = 5, max_existing: int = 20, near_duplicate: float = 0.92,
+        self, parts: MemoryParts, *, instructions: str | None = None, retries: int = 2,
+        max_iters: int | None = None, similar_per_fact: int = 5, max_existing: int = 20, near_duplicate: float = 0.92,
     ) -> None:
-        self.memory = memory
+        self.parts = parts
         self.signature = UpdateMemory.with_instructions(inspect.cleandoc(instructions or UpdateMemory.instructions))
         self.retries, self.max_iters = retries, max_iters
         self.similar_per_fact, self.max_existing, self.near_duplicate = similar_per_fact, max_existing, near_duplicate
@@ -205,7 +211,7 @@ class Maintainer:
         attempts = self.retries + 1
         for _ in range(attempts):
             session = MaintenanceSession(
-                self.memory, user_id, facts, session_id=session_id, actor=actor, metadata=metadata,
+                self.parts, user_id, facts, session_id=session_id, actor=actor, metadata=metadata,
                 similar_per_fact=self.similar_per_fact, max_existing=self.max_existing,
                 near_duplicate=self.near_duplicate,
             )

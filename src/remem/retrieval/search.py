@@ -31,20 +31,19 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
+from ..embedders import Embedder
 from ..errors import ValidationError
 from ..models import MemoryKind, SearchHit, as_utc, utcnow
+from ..parts import MemoryParts
 from ..stores.base import MemoryFilter, ScoredRecord, StoreQuery
 from ..validation import check_categories, check_kinds, check_limit, check_range, check_user_id
 from .expand import collapse_and_expand
 from .fusion import fuse_rrf
 from .timeparse import TimeRange, parse_time_range
-
-if TYPE_CHECKING:
-    from ..memory.core import Memory
 
 _WORD = re.compile(r"\w+")
 SearchMode = Literal["hybrid", "dense", "bm25"]
@@ -160,17 +159,18 @@ def feedback_query(query: str, texts: Sequence[str], n_terms: int) -> str:
     return " ".join([query, *extra]) if extra else query
 
 
-def _apply_threshold(memory: Memory, hits: list[SearchHit], vector: np.ndarray, threshold: float) -> list[SearchHit]:
+def _apply_threshold(embedder: Embedder, hits: list[SearchHit], vector: np.ndarray,
+                     threshold: float) -> list[SearchHit]:
     missing = [h for h in hits if "dense" not in h.signals]
     if missing:
-        sims = memory.embedder.embed([h.record.text for h in missing]) @ vector
+        sims = embedder.embed([h.record.text for h in missing]) @ vector
         for h, sim in zip(missing, sims, strict=True):
             h.signals["dense"] = float(sim)
     return [h for h in hits if h.signals["dense"] >= threshold]
 
 
 def search_memories(
-    memory: Memory,
+    parts: MemoryParts,
     query: str,
     *,
     user_id: str,
@@ -184,7 +184,8 @@ def search_memories(
 ) -> list[SearchHit]:
     """The user's memories most relevant to ``query`` (see the module docstring for the stages)."""
     user_id = check_user_id(user_id)
-    query = memory._text(query, "query")
+    query = parts.text(query, "query")
+    store, embedder = parts.store, parts.embedder
     check_limit(limit)
     check_range(since, until)
     opts = options
@@ -201,28 +202,28 @@ def search_memories(
     )
     depth = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES)
     need_vector = opts.mode != "bm25" or threshold is not None or boost is not None
-    vector = memory.embedder.embed([query])[0] if need_vector else None
+    vector = embedder.embed([query])[0] if need_vector else None
     signals: dict[str, list[ScoredRecord]] = {}
     if opts.mode in ("hybrid", "dense"):
-        signals["dense"] = memory.store.query(StoreQuery(filter=flt, limit=depth, dense=vector))
+        signals["dense"] = store.query(StoreQuery(filter=flt, limit=depth, dense=vector))
     if opts.mode in ("hybrid", "bm25"):
-        signals["bm25"] = memory.store.query(StoreQuery(filter=flt, limit=depth, text=query))
+        signals["bm25"] = store.query(StoreQuery(filter=flt, limit=depth, text=query))
     if boost is not None:
         timed = replace(flt, since=boost.since, until=boost.until)
-        signals["time"] = memory.store.query(StoreQuery(filter=timed, limit=depth, dense=vector))
+        signals["time"] = store.query(StoreQuery(filter=timed, limit=depth, dense=vector))
     hits = fuse_rrf(signals, k=opts.rrf_k, weights=opts.weights)
     if opts.feedback_terms > 0 and opts.mode != "dense" and hits:
         expanded = feedback_query(query, [h.record.text for h in hits[: opts.feedback_docs]], opts.feedback_terms)
         if expanded != query:
             fb_depth = limit if opts.feedback_depth is None else max(1, opts.feedback_depth)
-            signals["feedback"] = memory.store.query(StoreQuery(filter=flt, limit=fb_depth, text=expanded))
+            signals["feedback"] = store.query(StoreQuery(filter=flt, limit=fb_depth, text=expanded))
             hits = fuse_rrf(signals, k=opts.rrf_k, weights=opts.weights)
     hits = _smooth(hits, opts.neighbour_smoothing)
     hits = _boost_speakers(hits, query, opts.speaker_boost)
     hits = _apply_recency(hits, opts)
     if threshold is not None and vector is not None:
-        hits = _apply_threshold(memory, hits, vector, threshold)
+        hits = _apply_threshold(embedder, hits, vector, threshold)
     return collapse_and_expand(
-        memory.store, hits, user_id=user_id, limit=limit, neighbors=opts.expand_neighbors, dedupe=opts.dedupe,
+        store, hits, user_id=user_id, limit=limit, neighbors=opts.expand_neighbors, dedupe=opts.dedupe,
         skip_covered=opts.skip_covered, session_diversity=opts.session_diversity,
     )

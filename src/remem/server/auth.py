@@ -1,12 +1,13 @@
-"""API keys, stored hashed in SQLite (``<REMEM_HOME>/keys.sqlite3``), each mapped to a tenant or to the admin role.
+"""API keys, stored hashed (SQLite ``<REMEM_HOME>/keys.sqlite3``, or the Postgres database of
+``REMEM_DATABASE_URL``; see :mod:`remem.storage.keys`), each mapped to a tenant or to the admin role.
 
 A key reads ``rk_<key id>_<secret>``: the key id (public, 12 hex chars) finds the row, the secret (32 random bytes,
 URL-safe base64) is checked by comparing ``sha256(key)`` with the stored hash in constant time. A plain sha256 is
 enough because the key has 256 bits of entropy (no dictionary to attack); the key itself is shown once, at
 creation, and never stored. Revoked keys stay listed (with ``revoked_at``) and never authenticate again.
 
-The key file is separate from the data store, so ``remem keys ...`` works while ``remem serve`` runs (the server
-reads the table on every request: a revocation takes effect at once).
+The key table is separate from the data store's lock, so ``remem keys ...`` works while ``remem serve`` runs (the
+server reads the table on every request: a revocation takes effect at once, in every worker).
 """
 
 from __future__ import annotations
@@ -14,32 +15,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
+from ..config import Settings
 from ..errors import AuthError, NotFoundError, ValidationError
 from ..models import utcnow
+from ..storage.keys import SQLKeys
 from .tenancy import check_tenant
 
 Role = Literal["tenant", "admin"]
 PREFIX = "rk_"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    key_id TEXT PRIMARY KEY,
-    hash TEXT NOT NULL,
-    role TEXT NOT NULL,
-    tenant TEXT,
-    label TEXT,
-    created_at TEXT NOT NULL,
-    revoked_at TEXT
-)
-"""
 
 
 class Principal(BaseModel):
@@ -72,19 +62,26 @@ def _digest(key: str) -> str:
 
 
 class KeyStore:
-    """The API key table. Thread-safe (one connection behind a lock; WAL so the CLI can write meanwhile)."""
+    """API keys over a key table (:class:`remem.storage.keys.SQLKeys`). Thread-safe."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(_SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, table: SQLKeys) -> None:
+        self.table = table
 
     @classmethod
     def for_home(cls, home: str | Path) -> KeyStore:
-        return cls(Path(home).expanduser() / "keys.sqlite3")
+        """The embedded key file ``<home>/keys.sqlite3``."""
+        from ..storage.sqlite.db import SQLiteDatabase
+
+        return cls(SQLKeys(SQLiteDatabase(Path(home).expanduser() / "keys.sqlite3", migrate=False), create=True))
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> KeyStore:
+        """Postgres when ``REMEM_DATABASE_URL`` is set (shared by every worker), else the embedded key file."""
+        if settings.database_url:
+            from ..storage.postgres import PostgresDatabase
+
+            return cls(SQLKeys(PostgresDatabase(settings.database_url, pool_size=2)))
+        return cls.for_home(settings.home)
 
     def create(self, *, role: Role = "tenant", tenant: str | None = None, label: str | None = None) -> CreatedKey:
         if role == "tenant":
@@ -99,29 +96,18 @@ class KeyStore:
         key_id = secrets.token_hex(6)
         api_key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         now = utcnow()
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO api_keys (key_id, hash, role, tenant, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, _digest(api_key), role, tenant, label, now.isoformat()),
-            )
+        self.table.insert((key_id, _digest(api_key), role, tenant, label, now.isoformat()))
         return CreatedKey(key_id=key_id, role=role, tenant=tenant, label=label, created_at=now, api_key=api_key)
 
     def list(self) -> list[KeyInfo]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT key_id, role, tenant, label, created_at, revoked_at FROM api_keys ORDER BY created_at"
-            ).fetchall()
+        rows = self.table.rows()
         return [
             KeyInfo(key_id=r[0], role=r[1], tenant=r[2], label=r[3], created_at=r[4], revoked_at=r[5]) for r in rows
         ]
 
     def revoke(self, key_id: str) -> KeyInfo:
-        with self._lock:
-            cur = self._conn.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                (utcnow().isoformat(), key_id),
-            )
-        if cur.rowcount == 0 and not any(k.key_id == key_id for k in self.list()):
+        changed = self.table.revoke(key_id, utcnow().isoformat())
+        if changed == 0 and not any(k.key_id == key_id for k in self.list()):
             raise NotFoundError(f"no API key {key_id!r}", key_id=key_id)
         return next(k for k in self.list() if k.key_id == key_id)
 
@@ -131,10 +117,7 @@ class KeyStore:
             raise AuthError("missing API key: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
         parts = api_key.split("_", 2)
         key_id = parts[1] if len(parts) == 3 and api_key.startswith(PREFIX) else ""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT hash, role, tenant FROM api_keys WHERE key_id = ? AND revoked_at IS NULL", (key_id,)
-            ).fetchone()
+        row = self.table.active(key_id) if key_id else None
         # Compare even when no row matched, so timing does not tell a known key id from an unknown one.
         stored = row[0] if row else "0" * 64
         if not hmac.compare_digest(stored, _digest(api_key)) or row is None:
@@ -142,5 +125,4 @@ class KeyStore:
         return Principal(key_id=key_id, role=row[1], tenant=row[2])
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.table.close()

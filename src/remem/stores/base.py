@@ -39,6 +39,7 @@ class MemoryFilter:
     seq_max: int | None = None
     windows: Sequence[tuple[str, int, int]] | None = None  # any of (session_id, seq_min, seq_max): neighbours
     hash: str | None = None
+    hashes: Sequence[str] | None = None  # any of these content hashes (batched exact-duplicate checks)
     ids: Sequence[str] | None = None
     deleted: bool | None = False  # False: live only; True: deleted only; None: both
     all_users: bool = False
@@ -92,8 +93,10 @@ class VectorStore(Protocol):
     def delete(self, ids: Sequence[str], flt: MemoryFilter) -> None:
         """Hard delete (erasure, import rollback)."""
 
-    def delete_user(self, user_id: str) -> int:
-        """Hard delete every record of a user; returns how many were removed."""
+    def delete_user(self, user_id: str, *, compact: bool = False) -> int:
+        """Hard delete every record of a user so their text leaves the store's files; returns how many records
+        were removed. ``compact=True`` compacts the files even when no record is left (finishing an erasure that
+        a crash interrupted after the delete). Other users' reads and writes keep working meanwhile."""
 
     def close(self) -> None: ...
 

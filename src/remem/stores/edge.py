@@ -2,7 +2,9 @@
 
 One shard per data directory; one process per directory (enforced with an OS file lock, so a second process
 gets a clear :class:`~remem.errors.StoreLockedError` instead of corrupting the WAL). Within the process the shard
-is shared by all threads: writes are serialised by a lock, reads run concurrently with each other.
+is shared by all threads: writes are serialised by a lock, reads run concurrently with each other and with
+writes. Erasure rewrites the shard (see :meth:`EdgeStore.rewrite`) while other users keep reading and writing:
+only the final swap of the files excludes readers, for the few milliseconds it takes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .base import (
     to_payload,
     top_k,
 )
+from .rwlock import RWLock
 
 DENSE = "dense"
 SPARSE = "bm25"
@@ -84,7 +87,10 @@ class EdgeStore:
         self.path = Path(path)
         self.dimensions = dimensions
         self._lock_file = _DirectoryLock(self.path)
-        self._write = threading.Lock()
+        self._write = threading.Lock()  # one writer at a time
+        self._rw = RWLock()  # readers share; the shard swap of a rewrite is exclusive
+        self._rewriting = threading.Lock()  # one rewrite (erasure) at a time
+        self._dirty: set[str] | None = None  # ids written while a rewrite copies the shard
         self._shard: Any = None
         shard_dir = self.path / "shard"
         try:
@@ -132,21 +138,30 @@ class EdgeStore:
         This is how erasure becomes real on the embedded engine: deleting points leaves their payload in the
         engine's write-ahead log until it recycles the log segment, and qdrant-edge 0.9 has no call to force
         that. The copy costs about as much as inserting the remaining points without embedding them
-        (~8k points/s). Crash-safe: :meth:`_recover_rewrite` completes or rolls back the swap on open.
+        (~8k points/s) and runs beside normal traffic: points written meanwhile are tracked and copied again
+        before the swap, and only the swap itself (close, two renames, load) excludes readers and writers.
+        Crash-safe: :meth:`_recover_rewrite` completes or rolls back the swap on open.
         """
+        with self._rewriting:
+            return self._rewrite()
+
+    def _rewrite(self) -> int:
         q = self._q
         shard_dir, new_dir, old_dir = self.path / "shard", self.path / "shard.new", self.path / "shard.old"
         with self._write:
             current = self._open()
+            self._dirty = set()
+        try:
             if new_dir.exists():
                 shutil.rmtree(new_dir)
             fresh = self._create_shard(new_dir)
             copied = 0
             offset: Any = None
-            while True:
-                points, offset = current.scroll(
-                    q.ScrollRequest(offset=offset, limit=1000, with_payload=True, with_vector=True)
-                )
+            while True:  # phase 1: copy beside live traffic
+                with self._rw.read():
+                    points, offset = current.scroll(
+                        q.ScrollRequest(offset=offset, limit=1000, with_payload=True, with_vector=True)
+                    )
                 if points:
                     fresh.update(q.UpdateOperation.upsert_points(
                         [q.Point(id=str(p.id), vector=p.vector, payload=p.payload) for p in points]
@@ -154,17 +169,32 @@ class EdgeStore:
                     copied += len(points)
                 if offset is None:
                     break
-            fresh.flush()
-            fresh.close()
-            (new_dir / "COMPLETE").touch()
-            current.flush()
-            current.close()
-            self._shard = None
-            shard_dir.rename(old_dir)
-            new_dir.rename(shard_dir)
-            shutil.rmtree(old_dir)
-            (shard_dir / "COMPLETE").unlink()
-            self._shard = q.EdgeShard.load(str(shard_dir))
+            with self._write:  # phase 2: catch up with what was written meanwhile, then swap
+                dirty = sorted(self._dirty or ())
+                for start in range(0, len(dirty), 1000):
+                    ids = dirty[start:start + 1000]
+                    with self._rw.read():
+                        points = current.retrieve(ids, with_payload=True, with_vector=True)
+                    fresh.update(q.UpdateOperation.delete_points(ids))
+                    if points:
+                        fresh.update(q.UpdateOperation.upsert_points(
+                            [q.Point(id=str(p.id), vector=p.vector, payload=p.payload) for p in points]
+                        ))
+                fresh.flush()
+                fresh.close()
+                (new_dir / "COMPLETE").touch()
+                with self._rw.write():
+                    current.flush()
+                    current.close()
+                    self._shard = None
+                    shard_dir.rename(old_dir)
+                    new_dir.rename(shard_dir)
+                    (shard_dir / "COMPLETE").unlink()
+                    self._shard = q.EdgeShard.load(str(shard_dir))
+                self._dirty = None
+        finally:
+            self._dirty = None
+        shutil.rmtree(old_dir, ignore_errors=True)
         return copied
 
     def _check_dimensions(self, shard_dir: Path) -> None:
@@ -216,6 +246,8 @@ class EdgeStore:
             must.append(q.FieldCondition(key="seq", range=q.RangeFloat(gte=flt.seq_min, lte=flt.seq_max)))
         if flt.hash is not None:
             must.append(q.FieldCondition(key="hash", match=q.MatchValue(flt.hash)))
+        if flt.hashes is not None:
+            must.append(q.FieldCondition(key="hash", match=q.MatchAny(list(flt.hashes))))
         if flt.since is not None or flt.until is not None:
             must.append(
                 q.FieldCondition(
@@ -253,33 +285,43 @@ class EdgeStore:
             )
         return points
 
+    def _touch(self, ids: Sequence[str]) -> None:
+        """Under the write lock: remember ids written while a rewrite is copying the shard."""
+        if self._dirty is not None:
+            self._dirty.update(ids)
+
     def upsert(self, records: Sequence[MemoryRecord], vectors: np.ndarray) -> None:
         if not records:
             return
         points = self._points(records, vectors)
-        with self._write:
+        with self._write, self._rw.read():
             self._open().update(self._q.UpdateOperation.upsert_points(points))
+            self._touch([r.id for r in records])
 
     def set_payload(self, records: Sequence[MemoryRecord]) -> None:
-        with self._write:
+        with self._write, self._rw.read():
             for record in records:
                 self._open().update(self._q.UpdateOperation.overwrite_payload([record.id], to_payload(record)))
+            self._touch([r.id for r in records])
 
     def delete(self, ids: Sequence[str], flt: MemoryFilter) -> None:
         if not ids:
             return
         scoped = MemoryFilter(**{**flt.__dict__, "ids": list(ids), "deleted": None})
-        with self._write:
+        with self._write, self._rw.read():
             self._open().update(self._q.UpdateOperation.delete_points_by_filter(self._filter(scoped)))
+            self._touch(ids)
 
-    def delete_user(self, user_id: str) -> int:
-        """Delete a user's points, then :meth:`rewrite` the shard so their text leaves every file on disk."""
+    def delete_user(self, user_id: str, *, compact: bool = False) -> int:
+        """Delete a user's points, then :meth:`rewrite` the shard so their text leaves every file on disk
+        (also when nothing was left to delete, with ``compact``). Other users are served meanwhile."""
         flt = MemoryFilter(user_id=user_id, deleted=None)
-        with self._write:
-            removed = self.count(flt)
-            self._open().update(self._q.UpdateOperation.delete_points_by_filter(self._filter(flt)))
-        if removed:
-            self.rewrite()
+        with self._rewriting:
+            with self._write, self._rw.read():
+                removed = self._count(flt)
+                self._open().update(self._q.UpdateOperation.delete_points_by_filter(self._filter(flt)))
+            if removed or compact:
+                self._rewrite()
         return removed
 
     # -- reads ---------------------------------------------------------------------------------------------
@@ -287,9 +329,11 @@ class EdgeStore:
         if not ids:
             return []
         scoped = MemoryFilter(**{**flt.__dict__, "ids": list(ids)})
-        points, _ = self._open().scroll(
-            self._q.ScrollRequest(limit=len(ids), filter=self._filter(scoped), with_payload=True, with_vector=False)
-        )
+        with self._rw.read():
+            points, _ = self._open().scroll(
+                self._q.ScrollRequest(limit=len(ids), filter=self._filter(scoped), with_payload=True,
+                                      with_vector=False)
+            )
         by_id = {str(p.id): from_payload(p.payload or {}) for p in points}
         return [by_id[i] for i in ids if i in by_id]
 
@@ -310,13 +354,14 @@ class EdgeStore:
             points = self._open().query(qe.QueryRequest(limit=n, query=query, filter=flt, with_payload=False))
             return [(str(p.id), float(p.score)) for p in points]
 
-        best = top_k(fetch, q.limit)
-        if not best:
-            return []
-        records = {
-            str(p.id): from_payload(p.payload or {})
-            for p in self._open().retrieve([i for i, _ in best], with_payload=True, with_vector=False)
-        }
+        with self._rw.read():
+            best = top_k(fetch, q.limit)
+            if not best:
+                return []
+            records = {
+                str(p.id): from_payload(p.payload or {})
+                for p in self._open().retrieve([i for i, _ in best], with_payload=True, with_vector=False)
+            }
         return [ScoredRecord(records[i], score) for i, score in best if i in records]
 
     def scroll(
@@ -333,20 +378,25 @@ class EdgeStore:
             return [from_payload(p.payload or {}) for p in points]
 
         def at(tied: MemoryFilter) -> list[MemoryRecord]:
-            n = self.count(tied)
+            n = self._count(tied)
             points, _ = self._open().scroll(
                 qe.ScrollRequest(limit=max(n, 1), filter=self._filter(tied), with_payload=True, with_vector=False)
             )
             return [from_payload(p.payload or {}) for p in points]
 
-        return page_by_time(first, at, flt, offset=offset, limit=limit, order=order)
+        with self._rw.read():
+            return page_by_time(first, at, flt, offset=offset, limit=limit, order=order)
 
     def count(self, flt: MemoryFilter) -> int:
+        with self._rw.read():
+            return self._count(flt)
+
+    def _count(self, flt: MemoryFilter) -> int:
         return int(self._open().count(self._q.CountRequest(exact=True, filter=self._filter(flt))))
 
     def close(self) -> None:
-        if self._shard is not None:
-            with self._write:
+        with self._rewriting, self._write, self._rw.write():
+            if self._shard is not None:
                 self._shard.flush()
                 self._shard.close()
                 self._shard = None

@@ -119,6 +119,8 @@ class QdrantStore:
             must.append(m.FieldCondition(key="seq", range=m.Range(gte=flt.seq_min, lte=flt.seq_max)))
         if flt.hash is not None:
             must.append(m.FieldCondition(key="hash", match=m.MatchValue(value=flt.hash)))
+        if flt.hashes is not None:
+            must.append(m.FieldCondition(key="hash", match=m.MatchAny(any=list(flt.hashes))))
         if flt.since is not None or flt.until is not None:
             must.append(
                 m.FieldCondition(
@@ -171,7 +173,7 @@ class QdrantStore:
             self.collection, points_selector=self._m.FilterSelector(filter=self._filter(scoped)), wait=True
         )
 
-    def delete_user(self, user_id: str) -> int:
+    def delete_user(self, user_id: str, *, compact: bool = False) -> int:
         flt = MemoryFilter(user_id=user_id, deleted=None)
         removed = self.count(flt)
         self._client.delete(

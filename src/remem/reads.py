@@ -1,0 +1,63 @@
+"""Reads that need no ranking: one record, a page of records (used by the facade, the pipeline and the agent)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from .errors import ValidationError
+from .models import MemoryKind, MemoryRecord, Page, as_utc
+from .stores.base import MemoryFilter, VectorStore
+from .validation import check_categories, check_kinds, check_limit, check_range, check_user_id
+
+#: The largest ``offset`` a page may start at (deep offset paging scans every earlier record).
+MAX_OFFSET = 1_000_000
+
+
+def memory_id(value: object) -> str:
+    """A memory id in canonical form (the stores return UUIDs lower-case); ValidationError if not a UUID."""
+    if not isinstance(value, str) or not value or len(value) > 64:
+        raise ValidationError(f"invalid memory id {value!r}: expected a UUID", memory_id=repr(value)[:80])
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValidationError(f"invalid memory id {value!r}: not a UUID", memory_id=value) from None
+
+
+def get_record(store: VectorStore, memory_id_: str, user_id: str, *, include_deleted: bool = False) -> MemoryRecord:
+    from .errors import NotFoundError
+
+    mid = memory_id(memory_id_)
+    deleted = None if include_deleted else False
+    found = store.get([mid], MemoryFilter(user_id=check_user_id(user_id), deleted=deleted))
+    if not found:
+        state = "" if include_deleted else "live "
+        raise NotFoundError(f"no {state}memory {mid} for user {user_id}", memory_id=mid)
+    return found[0]
+
+
+def list_page(
+    store: VectorStore, *, user_id: str, offset: int = 0, limit: int = 50, categories: Sequence[str] | None = None,
+    kinds: Sequence[MemoryKind] | None = None, since: datetime | None = None, until: datetime | None = None,
+    deleted: bool | None = False, order: Literal["asc", "desc"] = "desc",
+) -> Page:
+    """A page of a user's memories, newest first by default (``deleted=True``: the trash; None: all)."""
+    user_id = check_user_id(user_id)
+    check_limit(limit)
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise ValidationError(f"offset must be an integer from 0 to {MAX_OFFSET}, got {offset!r}")
+    if order not in ("asc", "desc"):
+        raise ValidationError(f"order must be 'asc' or 'desc', got {order!r}")
+    if deleted not in (True, False, None):
+        raise ValidationError(f"deleted must be true, false or null, got {deleted!r}")
+    check_range(since, until)
+    flt = MemoryFilter(
+        user_id=user_id, categories=check_categories(categories) or None, kinds=check_kinds(kinds),
+        since=as_utc(since) if since else None, until=as_utc(until) if until else None, deleted=deleted,
+    )
+    total = store.count(flt)
+    items = store.scroll(flt, offset=offset, limit=limit, order=order)
+    next_offset = offset + len(items) if offset + len(items) < total else None
+    return Page(items=items, next_offset=next_offset, total=total)

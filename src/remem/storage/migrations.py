@@ -1,0 +1,147 @@
+"""Numbered schema migrations of the history database, per dialect.
+
+One ordered list per dialect; a migration's number means the same change on both. SQLite tracks the applied
+version in ``PRAGMA user_version``, Postgres in ``remem_schema`` (under an advisory lock, so several workers
+starting at once migrate once). Numbers only grow: an existing database applies what it has not seen.
+
+1. ``events`` — the history log (every change, with a snapshot of the record after it)
+10. ``pending_jobs`` — the LLM pipeline's durable queue
+11. ``intents`` — write-ahead records of store writes (crash consistency, :mod:`remem.writer`)
+12. ``pending_jobs`` claims — ``claimed_by``/``claimed_until`` (one worker per job across processes)
+13. ``api_keys`` — Postgres only (the embedded default keeps keys in their own file, ``keys.sqlite3``)
+"""
+
+from __future__ import annotations
+
+from .base import Dialect
+
+SQLITE: list[tuple[int, str]] = [
+    (1, """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            memory_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            old_text TEXT,
+            new_text TEXT,
+            actor TEXT NOT NULL,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            snapshot TEXT
+        );
+        CREATE INDEX events_memory ON events(memory_id, id);
+        CREATE INDEX events_user ON events(user_id)
+    """),
+    (10, """
+        CREATE TABLE IF NOT EXISTS pending_jobs (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            raw_output TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS pending_jobs_status ON pending_jobs(status, created_at);
+        CREATE INDEX IF NOT EXISTS pending_jobs_user ON pending_jobs(user_id)
+    """),
+    (11, """
+        CREATE TABLE intents (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            op TEXT NOT NULL,
+            direction TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX intents_user ON intents(user_id, created_at)
+    """),
+    (12, """
+        ALTER TABLE pending_jobs ADD COLUMN claimed_by TEXT;
+        ALTER TABLE pending_jobs ADD COLUMN claimed_until TEXT
+    """),
+]
+
+POSTGRES: list[tuple[int, str]] = [
+    (1, """
+        CREATE TABLE events (
+            id BIGSERIAL PRIMARY KEY,
+            memory_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            old_text TEXT,
+            new_text TEXT,
+            actor TEXT NOT NULL,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            snapshot TEXT
+        );
+        CREATE INDEX events_memory ON events(memory_id, id);
+        CREATE INDEX events_user ON events(user_id, id)
+    """),
+    (10, """
+        CREATE TABLE pending_jobs (
+            seq BIGSERIAL UNIQUE,
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            raw_output TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX pending_jobs_status ON pending_jobs(status, created_at);
+        CREATE INDEX pending_jobs_user ON pending_jobs(user_id)
+    """),
+    (11, """
+        CREATE TABLE intents (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            op TEXT NOT NULL,
+            direction TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX intents_user ON intents(user_id, created_at)
+    """),
+    (12, """
+        ALTER TABLE pending_jobs ADD COLUMN claimed_by TEXT;
+        ALTER TABLE pending_jobs ADD COLUMN claimed_until TEXT
+    """),
+    (13, """
+        CREATE TABLE api_keys (
+            key_id TEXT PRIMARY KEY,
+            hash TEXT NOT NULL,
+            role TEXT NOT NULL,
+            tenant TEXT,
+            label TEXT,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )
+    """),
+]
+
+MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {"sqlite": SQLITE, "postgres": POSTGRES}
+
+#: Tables holding per-user rows, erased by ``forget_user`` (table -> user column).
+USER_TABLES: dict[str, str] = {"events": "user_id", "intents": "user_id", "pending_jobs": "user_id"}
+
+
+def register_migration(version: int, sql: str, dialect: Dialect = "sqlite") -> None:
+    """Add a numbered migration (a second registration of a version is ignored)."""
+    steps = MIGRATIONS[dialect]
+    if any(v == version for v, _ in steps):
+        return
+    steps.append((version, sql))
+    steps.sort(key=lambda step: step[0])
+
+
+def statements(sql: str) -> list[str]:
+    """The statements of a migration (split on ``;``; migrations hold no literal semicolons)."""
+    return [s.strip() for s in sql.split(";") if s.strip()]
