@@ -11,7 +11,7 @@ import pytest
 
 from remem import ConfigurationError, ExtractionError, Memory, Message
 from remem.pipeline import Extractor, ScriptedLM, meter, resolve_lm
-from remem.pipeline.dates import parse_date, resolve_relative
+from remem.timeexpr import parse_date, resolve_relative
 
 MAY8 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # a Monday
 

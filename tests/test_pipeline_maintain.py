@@ -187,7 +187,7 @@ def test_yesterday_in_a_message_of_8_may_2023_is_7_may(fake_memory: Memory, lm_d
     assert record.observed_at == datetime(2023, 5, 7, tzinfo=UTC)
     assert record.source_ids == ["D1:3"]
     prompt = next(r["user"] for r in lm.requests if r["route"] == "MemoryExtract")
-    assert "[D1:3] 2023-05-08 13:56 (Monday) Caroline (user): I went" in prompt
+    assert "[D1:3] 2023-05-08T13:56+00:00 (Monday) Caroline (user): I went" in prompt
     # time filters see the resolved date
     assert [r.id for r in fake_memory.list(user_id="caroline", kinds=["fact"],
                                            since=datetime(2023, 5, 7, tzinfo=UTC),

@@ -1,7 +1,9 @@
 """The public data model: what goes into remem and what comes out.
 
-Everything crossing the public API is a pydantic v2 model. Timestamps are timezone-aware UTC; naive datetimes
-given by callers are taken as UTC (documented, not guessed per call site).
+Everything crossing the public API is a pydantic v2 model. Stored times (records, history events) are
+timezone-aware UTC instants; naive datetimes given by callers are taken as UTC (documented, not guessed per call
+site). A :class:`Message` keeps its timestamp's own offset: the pipeline resolves "yesterday" on the sender's
+calendar and shows the LM that local time (see :mod:`remem.timeexpr`).
 """
 
 from __future__ import annotations
@@ -48,18 +50,26 @@ class _Model(BaseModel):
 
 
 class Message(_Model):
-    """One conversation turn. ``id`` is the caller's id for the turn (kept as the memory's source id)."""
+    """One conversation turn. ``id`` is the caller's id for the turn (kept as the memory's source id).
+
+    ``timestamp`` is when it was said. An aware timestamp keeps the offset (or ``ZoneInfo``) it was given in —
+    the sender's local time, on whose calendar the pipeline resolves relative dates ("yesterday" in a message of
+    2023-05-08T00:30+02:00 is 7 May) and which the LM is shown; a naive one is UTC. The stored episode's
+    ``observed_at`` is the same instant in UTC.
+    """
 
     role: Literal["user", "assistant", "system", "tool"] = "user"
     content: str
     name: str | None = Field(default=None, description="Speaker name, e.g. 'Caroline'.")
-    timestamp: datetime | None = None
+    timestamp: datetime | None = Field(
+        default=None, description="When it was said; keeps its UTC offset (the sender's local time); naive = UTC."
+    )
     id: str | None = None
 
     @field_validator("timestamp")
     @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        return None if v is None else as_utc(v)
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        return None if v is None else v if v.utcoffset() is not None else v.replace(tzinfo=UTC)
 
 
 class MemoryRecord(_Model):

@@ -23,7 +23,8 @@ _SESSION_KEY = re.compile(r"^session_(\d+)$")
 
 
 def parse_session_date(text: str) -> datetime | None:
-    """``"1:56 pm on 8 May, 2023"`` -> 2023-05-08 13:56 UTC (None when it does not parse)."""
+    """``"1:56 pm on 8 May, 2023"`` -> 2023-05-08 13:56 UTC (None when it does not parse): the data names no
+    zone, so its wall times are read as UTC and dates shown to the LM (``%d %B %Y``) are the data's own."""
     cleaned = " ".join(text.replace(",", "").split())
     for fmt in ("%I:%M %p on %d %B %Y", "%I:%M %p on %B %d %Y", "%d %B %Y"):
         try:

@@ -20,6 +20,10 @@ _WEEKDAY = re.compile(r"\s*\([A-Za-z]{3}\)\s*")
 
 
 def parse_lme_date(text: str) -> datetime | None:
+    """``"2023/05/20 (Sat) 02:21"`` -> 2023-05-20 02:21 UTC (None when it does not parse).
+
+    The data names no zone: session and question dates are both wall times read as UTC, so relative
+    expressions in questions are counted on the data's own calendar (:mod:`remem.timeexpr`)."""
     cleaned = _WEEKDAY.sub(" ", str(text)).strip()
     for fmt in ("%Y/%m/%d %H:%M", "%Y/%m/%d"):
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,6 +19,7 @@ from rich.markup import escape
 from ..errors import ConfigurationError, LLMError, RememError
 from ..memory.core import Memory
 from ..models import EventType, MemoryEvent
+from ..timeexpr import zone
 from .app import app, console, err_console
 
 if TYPE_CHECKING:
@@ -85,7 +87,7 @@ def _show_events(events: list[MemoryEvent]) -> None:
             console.print(f'  [dim]= kept "{_short(e.text)}" ({e.reason})[/]', highlight=False)
 
 
-def _command(line: str, memory: Memory, agent: Agent, user: str) -> bool:
+def _command(line: str, memory: Memory, agent: Agent, user: str, tz: tzinfo) -> bool:
     """Run a /command; False means quit."""
     cmd = line.split()[0].lower()
     if cmd in ("/quit", "/exit"):
@@ -95,14 +97,14 @@ def _command(line: str, memory: Memory, agent: Agent, user: str) -> bool:
         episodes = memory.list(user_id=user, kinds=["episode"], limit=1).total
         console.print(f"{page.total} facts, {episodes} raw turns for {escape(user)}", highlight=False)
         for i, r in enumerate(page.items):
-            when = (r.observed_at or r.created_at).date().isoformat()
+            when = (r.observed_at or r.created_at).astimezone(tz).date().isoformat()
             cats = f" [dim]{escape('[' + ', '.join(r.categories) + ']')}[/]" if r.categories else ""
             console.print(f"  {i:>2}. ({when}) {escape(r.text)}{cats}", highlight=False)
     elif cmd == "/history":
         for ev in memory.log.for_user(user)[-15:]:
             text = (f'"{_short(ev.old_text, 35)}" → "{_short(ev.new_text, 35)}"' if ev.event is EventType.UPDATE
                     else f'"{_short(ev.new_text or ev.old_text)}"')
-            console.print(f"  {ev.created_at:%Y-%m-%d %H:%M} {ev.event.value:<7} {text} [dim]({ev.actor})[/]",
+            console.print(f"  {ev.created_at.astimezone(tz):%Y-%m-%d %H:%M} {ev.event.value:<7} {text} [dim]({ev.actor})[/]",
                           highlight=False)
     elif cmd == "/forget":
         answer = input(f"erase every memory of {user}? type 'yes': ").strip().lower()
@@ -127,9 +129,13 @@ def chat(
     background: Annotated[bool, typer.Option("--background", help="Update memory after the reply, in a thread.")]
     = False,
     window: Annotated[int, typer.Option("--window", help="Messages of transcript the agent sees.")] = 12,
+    tz: Annotated[str | None, typer.Option("--tz", envvar="REMEM_TZ", help="Your IANA time zone (e.g. "
+                                           "Europe/Berlin): the agent's clock and calendar (default UTC).")] = None,
 ) -> None:
     """Chat with an agent that remembers you (reads stdin; /memories /history /forget /quit)."""
     from ..pipeline.agent import Agent
+
+    zone_ = zone(tz, "--tz") if tz is not None else UTC
 
     with _memory_with_lm(home, lm, api_base) as memory:
         agent = Agent(memory, background=background, window=window)
@@ -146,11 +152,11 @@ def chat(
             if not line:
                 continue
             if line.startswith("/"):
-                if not _command(line, memory, agent, user):
+                if not _command(line, memory, agent, user, zone_):
                     break
                 continue
             try:
-                reply = agent.reply(user, line)
+                reply = agent.reply(user, line, now=datetime.now(zone_))
             except LLMError as exc:
                 err_console.print(f"[red]the model failed:[/] {escape(str(exc))}", highlight=False)
                 continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +23,8 @@ from .. import render
 from ..errors import ValidationError
 from ..memory.core import Memory, SearchMode
 from ..models import AddResult, EventType, MemoryKind
+from ..retrieval.search import TimeMode
+from ..timeexpr import parse_date, reference_time, zone
 from ..validation import check_text
 from .app import app, console, err_console
 
@@ -34,6 +36,8 @@ Categories = Annotated[list[str] | None, typer.Option("--category", "-c", help="
 Since = Annotated[str | None, typer.Option("--since", help="Only memories observed at/after this ISO date or time.")]
 Until = Annotated[str | None, typer.Option("--until", help="… at/before this ISO date (whole day) or time.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON (pydantic models).")]
+Tz = Annotated[str | None, typer.Option("--tz", envvar="REMEM_TZ", help="IANA time zone (e.g. Europe/Berlin) of "
+                                        "naive --since/--until/--at and of 'yesterday' in a query (default UTC).")]
 Kinds = Annotated[list[str] | None, typer.Option("--kind", "-k", help="episode or fact (repeatable).")]
 
 
@@ -47,22 +51,24 @@ def open_memory(home: Path | None) -> Iterator[Memory]:
         memory.close()
 
 
-def parse_when(value: str | None, option: str, *, end_of_day: bool = False) -> datetime | None:
-    """ISO date (``2023-05-08``) or timestamp (``2023-05-08T14:00:00Z``); naive values are UTC.
+def parse_when(value: str | None, option: str, *, end_of_day: bool = False, tz: tzinfo = UTC) -> datetime | None:
+    """ISO date (``2023-05-08``) or timestamp (``2023-05-08T14:00:00Z``); naive values are wall times in ``tz``
+    (``--tz``, default UTC), a bare date is that day on ``tz``'s calendar (:func:`remem.timeexpr.parse_date`).
 
     A bare date given to ``--until`` means the end of that day, so ``--since D --until D`` covers day D.
     """
     if value is None:
         return None
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
+    parsed = parse_date(value, tz, end_of_day=end_of_day)
+    if parsed is None:
         raise ValidationError(f"{option}: {value!r} is not an ISO date or time (e.g. 2023-05-08 or "
-                              "2023-05-08T14:30:00Z)", option=option) from None
-    if end_of_day and len(text) <= 10:
-        parsed = datetime.combine(parsed.date(), time.max)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+                              "2023-05-08T14:30:00Z)", option=option)
+    return parsed
+
+
+def zone_of(tz: str | None) -> tzinfo:
+    """``--tz`` → its ``ZoneInfo`` (UTC when not given); a typed error naming the option otherwise."""
+    return zone(tz, "--tz") if tz is not None else UTC
 
 
 def parse_kinds(kinds: Sequence[str] | None) -> list[MemoryKind] | None:
@@ -293,6 +299,11 @@ def search(
     until: Until = None,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Minimum cosine similarity.")] = None,
     mode: Annotated[str, typer.Option("--mode", help="hybrid (dense + BM25, fused), dense or bm25.")] = "hybrid",
+    time_expressions: Annotated[str, typer.Option(
+        "--time-expressions", help="A time in QUERY ('yesterday', 'last week'): boost, filter or off.")] = "boost",
+    at: Annotated[str | None, typer.Option(
+        "--at", help="Count relative times in QUERY from this ISO time instead of now.")] = None,
+    tz: Tz = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
@@ -300,10 +311,17 @@ def search(
     if mode not in ("hybrid", "dense", "bm25"):
         raise ValidationError(f"--mode: unknown mode {mode!r} (use hybrid, dense or bm25)")
     search_mode: SearchMode = "hybrid" if mode == "hybrid" else "dense" if mode == "dense" else "bm25"
+    if time_expressions not in ("boost", "filter", "off"):
+        raise ValidationError(f"--time-expressions: unknown value {time_expressions!r} (use boost, filter or off)")
+    time_mode: TimeMode = ("boost" if time_expressions == "boost" else "filter" if time_expressions == "filter"
+                           else "off")
+    zone_ = zone_of(tz)
+    now = reference_time(parse_when(at, "--at", tz=zone_), tz)  # --at's own offset, or in --tz; default now
     with open_memory(home) as memory:
         hits = memory.search(query, user_id=user, limit=limit, categories=category, kinds=parse_kinds(kind),
-                             since=parse_when(since, "--since"), until=parse_when(until, "--until", end_of_day=True),
-                             threshold=threshold, mode=search_mode)
+                             since=parse_when(since, "--since", tz=zone_),
+                             until=parse_when(until, "--until", end_of_day=True, tz=zone_),
+                             threshold=threshold, mode=search_mode, time_expressions=time_mode, reference_time=now)
     if as_json:
         emit_json(hits)
     elif not hits:
@@ -323,13 +341,16 @@ def list_(
     until: Until = None,
     deleted: Annotated[bool, typer.Option("--deleted", help="Show the trash (soft-deleted memories).")] = False,
     oldest_first: Annotated[bool, typer.Option("--oldest-first", help="Order by time ascending.")] = False,
+    tz: Tz = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
     """A page of a user's memories, newest first."""
+    zone_ = zone_of(tz)
     with open_memory(home) as memory:
         page = memory.list(user_id=user, offset=offset, limit=limit, categories=category, kinds=parse_kinds(kind),
-                           since=parse_when(since, "--since"), until=parse_when(until, "--until", end_of_day=True),
+                           since=parse_when(since, "--since", tz=zone_),
+                           until=parse_when(until, "--until", end_of_day=True, tz=zone_),
                            deleted=deleted, order="asc" if oldest_first else "desc")
     if as_json:
         emit_json(page)

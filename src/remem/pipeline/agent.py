@@ -2,6 +2,9 @@
 
 Per reply the agent sees the core facts of the user (facts in ``core_categories``, newest first, at most
 ``core_limit``) in its prompt, a bounded transcript (the last ``window`` messages), the question and the time.
+The time is ``reply(now=...)`` (default: now, UTC): an aware ``now`` is the user's local time, shown to the LM
+with its offset; dates in tool arguments and results are days of that calendar, and time expressions in search
+texts ("yesterday") are resolved against it.
 It may call ``fetch_similar_memories``, ``search_by_category`` and ``search_by_time`` — closures over the
 user id, so no argument can reach another user — at most ``max_tool_calls`` times; further calls answer
 "limit reached". It answers and says whether the turn is worth remembering (``save_memory``). If so, the turn
@@ -17,7 +20,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, tzinfo
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -26,9 +29,9 @@ from ..errors import ConfigurationError, LLMError, RememError
 from ..models import LLMUsage, MemoryEvent, MemoryRecord, Message, SearchHit, utcnow
 from ..parts import HasParts, parts_of
 from ..reads import list_page
-from ..retrieval.search import search_memories
+from ..retrieval.search import DEFAULT_OPTIONS, search_memories
+from ..timeexpr import aware, parse_date, stamp
 from ..validation import check_user_id
-from .dates import parse_date
 from .ingest import Pipeline
 from .lm import RETRYABLE, LMSpec, meter, raw_output_of, resolve_lm
 from .react import GuardedReAct, tool_calls
@@ -58,12 +61,13 @@ class AgentReply(BaseModel):
     usage: LLMUsage = Field(default_factory=LLMUsage)
 
 
-def _format_hits(records: Sequence[MemoryRecord]) -> str:
+def _format_hits(records: Sequence[MemoryRecord], tz: tzinfo) -> str:
+    """One line per memory: ``- (YYYY-MM-DD) …``, the date on the user's calendar (``tz``)."""
     if not records:
         return "no memories found"
     lines = []
     for r in records:
-        when = (r.observed_at or r.created_at).date().isoformat()
+        when = (r.observed_at or r.created_at).astimezone(tz).date().isoformat()
         who = f"{r.speaker or r.role or 'user'} said: " if r.kind == "episode" else ""
         cats = f" [{', '.join(r.categories)}]" if r.categories else ""
         lines.append(f"- ({when}) {who}{r.text}{cats}")
@@ -121,7 +125,9 @@ class Agent:
         return page.items
 
     # -- tools -------------------------------------------------------------------------------------------
-    def _tools(self, user_id: str, calls: list[ToolCall]) -> list[Callable[..., str]]:
+    def _tools(self, user_id: str, calls: list[ToolCall], now: datetime) -> list[Callable[..., str]]:
+        tz = now.tzinfo
+        assert tz is not None
         used = [0]  # searches run in this reply (calls rejected for bad arguments do not count)
 
         def run(name: str, args: dict[str, Any], search_text: str, **filters: Any) -> str:
@@ -133,8 +139,9 @@ class Agent:
             try:
                 records: list[MemoryRecord]
                 if search_text and search_text.strip():
-                    hits: list[SearchHit] = search_memories(self.parts, search_text, user_id=user_id,
-                                                            limit=self.search_limit, **filters)
+                    hits: list[SearchHit] = search_memories(
+                        self.parts, search_text, user_id=user_id, limit=self.search_limit,
+                        options=DEFAULT_OPTIONS.with_(reference_time=now), **filters)
                     records = [h.record for h in hits]
                 else:
                     records = list_page(self.parts.store, user_id=user_id, limit=self.search_limit,
@@ -143,7 +150,7 @@ class Agent:
                 call.error = str(exc)
                 return f"error: {exc}"
             call.found, call.texts = [r.id for r in records], [r.text for r in records]
-            return _format_hits(records)
+            return _format_hits(records, tz)
 
         def fetch_similar_memories(search_text: str) -> str:
             """Search the user's long-term memories by meaning and keywords."""
@@ -157,23 +164,28 @@ class Agent:
                                       + ", ".join(self.pipeline.extractor.categories))
 
         def search_by_time(start: str, end: str, search_text: str) -> str:
-            """Search the user's memories of a period: start and end as YYYY-MM-DD (inclusive)."""
+            """Search the user's memories of a period: start and end as YYYY-MM-DD, inclusive days of the user's
+            local calendar (the `now` you were given)."""
             args = {"start": start, "end": end, "search_text": search_text}
-            since, until = parse_date(start), parse_date(end)
+            since, until = parse_date(start, tz), parse_date(end, tz, end_of_day=True)
             if since is None or until is None:
                 calls.append(ToolCall(name="search_by_time", args=args, error="bad dates"))
                 return "error: start and end must be dates as YYYY-MM-DD"
-            if until == until.replace(hour=0, minute=0, second=0, microsecond=0):
-                until = until + timedelta(days=1) - timedelta(microseconds=1)
             return run("search_by_time", args, search_text, since=since, until=until)
 
         return [fetch_similar_memories, search_by_category, search_by_time]
 
     # -- the turn ----------------------------------------------------------------------------------------
     def reply(self, user_id: str, text: str, *, session_id: str | None = None, now: datetime | None = None) -> AgentReply:
+        """Answer one user turn (searching memory as needed), then store it (see the module docstring).
+
+        ``now`` is the time of the turn and the user's local time when aware (``datetime.now(ZoneInfo(...))``):
+        the LM is shown it with its offset, and "yesterday" is counted on its calendar; naive = UTC; default: now,
+        UTC. Raises ``ValidationError`` for a bad user id or text, ``LLMError`` when the LM fails after retries.
+        """
         user_id = check_user_id(user_id)
         text = self.parts.text(text, "message")
-        now = now or utcnow()
+        now = aware(now) if now is not None else utcnow()
         history = self.transcript(user_id)
         turn = Message(role="user", content=text, timestamp=now, id=f"m-{uuid.uuid4().hex[:12]}")
         core = self.core_facts(user_id)
@@ -182,13 +194,13 @@ class Agent:
         with meter(self.lm) as m:
             for _ in range(self.retries + 1):
                 calls.clear()
-                agent = GuardedReAct(self.signature, tools=self._tools(user_id, calls),
+                agent = GuardedReAct(self.signature, tools=self._tools(user_id, calls, now),
                                      max_iters=2 * self.max_tool_calls + 2)
                 try:
                     prediction = agent(
                         core_memories="\n".join(f"- {r.text}" for r in core) or "(none yet)",
                         transcript="\n".join(f"{x.role}: {x.content}" for x in history) or "(new conversation)",
-                        question=text, now=now.strftime("%Y-%m-%d %H:%M UTC (%A)"),
+                        question=text, now=stamp(now),
                     )
                     response, save = str(prediction.response).strip(), bool(prediction.save_memory)
                     if not response:

@@ -5,20 +5,25 @@ source ids must name one of the new messages (else the fact is attributed to all
 the model's ``YYYY-MM-DD`` if it gave a valid one, else a relative expression in the source message resolved
 against that message's timestamp, else the message's timestamp. Unusable output is retried a bounded number
 of times, then :class:`~remem.errors.ExtractionError` carries the raw output.
+
+Dates live on the sender's calendar: the model sees each new message's timestamp with its own UTC offset
+(``2024-07-25T08:00+09:00 (Thursday)``; context turns, stored in UTC, are shown in the zone of the new
+messages), and a fact's day — the model's ``YYYY-MM-DD`` or the fallback's — is that day in the source
+message's zone, kept as its first instant (local midnight, aware), so time filters in that zone contain it.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 import dspy
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ExtractionError
 from ..models import Message
-from .dates import parse_date, resolve_relative
+from ..timeexpr import parse_date, resolve_relative, stamp
 from .lm import RETRYABLE, raw_output_of
 from .signatures import DEFAULT_CATEGORIES, ExtractedFact, MemoryExtract
 
@@ -34,10 +39,12 @@ class Fact(BaseModel):
     observed_at: datetime | None = None
 
 
-def format_messages(messages: Sequence[Message]) -> str:
+def format_messages(messages: Sequence[Message], tz: tzinfo | None = None) -> str:
+    """``[id] 2024-07-25T08:00+09:00 (Thursday) Name (role): text`` per line: each timestamp with its own offset,
+    or converted to ``tz`` when given."""
     lines = []
     for m in messages:
-        when = m.timestamp.strftime("%Y-%m-%d %H:%M (%A)") if m.timestamp else "unknown time"
+        when = stamp(m.timestamp, tz) if m.timestamp else "unknown time"
         who = f"{m.name} ({m.role})" if m.name else m.role
         lines.append(f"[{m.id}] {when} {who}: {m.content}")
     return "\n".join(lines)
@@ -61,7 +68,7 @@ class Extractor:
             try:
                 prediction = self.predict(
                     new_messages=format_messages(messages),
-                    recent_context=format_messages(context),
+                    recent_context=format_messages(context, _zone_of(messages)),
                     categories=self.categories,
                 )
                 return self.validate(prediction.facts, messages)
@@ -92,7 +99,7 @@ class Extractor:
 
     @staticmethod
     def _when(proposed: str | None, sources: Sequence[Message]) -> datetime | None:
-        parsed = parse_date(proposed)
+        parsed = parse_date(proposed, _zone_of(sources) or UTC)
         if parsed is not None:
             return parsed
         for m in sources:
@@ -100,3 +107,8 @@ class Extractor:
                 return resolved
         stamps = [m.timestamp for m in sources if m.timestamp is not None]
         return max(stamps) if stamps else None
+
+
+def _zone_of(messages: Sequence[Message]) -> tzinfo | None:
+    """The tzinfo of the first message with a timestamp (the sender's zone), if any."""
+    return next((m.timestamp.tzinfo for m in messages if m.timestamp is not None), None)

@@ -40,7 +40,9 @@ class ExtractedFact(BaseModel):
     categories: list[str] = Field(default_factory=list, description="One or more of the given categories.")
     source_ids: list[str] = Field(default_factory=list, description="Ids of the messages the fact comes from.")
     date: str | None = Field(
-        default=None, description="YYYY-MM-DD the fact happened/holds, resolved from relative dates; else null."
+        default=None,
+        description="YYYY-MM-DD (the sender's local date) the fact happened/holds, resolved from relative dates; "
+                    "else null.",
     )
 
 
@@ -53,13 +55,14 @@ class MemoryExtract(dspy.Signature):  # type: ignore[misc]
     possessions, opinions. Skip greetings, small talk, questions without information, and anything said only
     by or about the assistant (the assistant's statements are not memories of the user). A correction
     ("actually, I prefer tea") is a fact of its own: state the current truth.
-    Resolve relative dates against the timestamp of the message that contains them ("yesterday" in a message
-    of 8 May 2023 means 2023-05-07) and write the absolute date in `date` and, when useful, in the text.
+    Resolve relative dates against the timestamp of the message that contains them, on that timestamp's own
+    local calendar as written with its UTC offset ("yesterday" in a message of 2023-05-08T00:30+02:00 means
+    2023-05-07), and write the absolute date in `date` and, when useful, in the text.
     Cite the ids of the messages each fact comes from. Use the recent context only to understand the new
     messages; do not extract facts from it. Return an empty list when nothing is worth remembering.
     """
 
-    new_messages: str = dspy.InputField(desc="New turns, one per line: [id] timestamp (weekday) speaker: text")
+    new_messages: str = dspy.InputField(desc="New turns, one per line: [id] local timestamp with UTC offset (weekday) speaker: text")
     recent_context: str = dspy.InputField(desc="Earlier turns for context only (may be empty)")
     categories: list[str] = dspy.InputField(desc="Allowed categories")
     facts: list[ExtractedFact] = dspy.OutputField(desc="Atomic facts about the user; [] when none")
@@ -97,6 +100,6 @@ class ResponseGenerator(dspy.Signature):  # type: ignore[misc]
     core_memories: str = dspy.InputField(desc="Stable facts about the user (may be empty)")
     transcript: str = dspy.InputField(desc="Recent conversation, oldest first")
     question: str = dspy.InputField(desc="The user's new message")
-    now: str = dspy.InputField(desc="Current date and time (UTC)")
+    now: str = dspy.InputField(desc="Current local date and time of the user, with UTC offset (weekday)")
     response: str = dspy.OutputField(desc="Your reply to the user")
     save_memory: bool = dspy.OutputField(desc="True if the user's message should be remembered")

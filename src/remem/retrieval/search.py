@@ -3,7 +3,8 @@
 One query runs, in order:
 
 1. **time** — with no explicit ``since``/``until``, a time expression in the query ("last week", "in May 2023")
-   is resolved by :func:`~remem.retrieval.timeparse.parse_time_range` against ``reference_time`` (default: now).
+   is resolved by :func:`~remem.timeexpr.parse_time_range` against ``reference_time``, on the calendar of its
+   time zone (an aware ``reference_time`` is the caller's local time; naive = UTC; default: now, UTC).
    ``time_expressions="boost"`` (default) adds one more ranked list — the dense ranking restricted to that range —
    to the fusion, so memories from that time rise but a wrong parse cannot hide the right memory;
    ``"filter"`` makes it a hard filter; ``"off"`` ignores it.
@@ -40,10 +41,10 @@ from ..errors import ValidationError
 from ..models import MemoryKind, SearchHit, as_utc, utcnow
 from ..parts import MemoryParts
 from ..stores.base import MemoryFilter, ScoredRecord, StoreQuery
+from ..timeexpr import TimeRange, aware, parse_time_range
 from ..validation import check_categories, check_kinds, check_limit, check_range, check_user_id
 from .expand import collapse_and_expand
 from .fusion import fuse_rrf
-from .timeparse import TimeRange, parse_time_range
 
 _WORD = re.compile(r"\w+")
 SearchMode = Literal["hybrid", "dense", "bm25"]
@@ -82,7 +83,7 @@ class SearchOptions:
     feedback_depth: int | None = None  # None: ``limit`` (as good as the full depth on the dev data, cheaper)
     recency_half_life_days: float = 30.0
     time_expressions: TimeMode = "boost"
-    reference_time: datetime | None = None
+    reference_time: datetime | None = None  # the caller's local time (aware); naive = UTC; None = now, UTC
 
     def with_(self, **changes: object) -> SearchOptions:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -94,10 +95,14 @@ DEFAULT_OPTIONS = SearchOptions()
 def _resolve_time(
     query: str, since: datetime | None, until: datetime | None, opts: SearchOptions
 ) -> tuple[datetime | None, datetime | None, TimeRange | None]:
-    """Explicit bounds win; else a parsed expression becomes a filter or a boost range."""
+    """Explicit bounds win; else a parsed expression becomes a filter or a boost range.
+
+    The expression is counted on the calendar of ``reference_time``'s own tzinfo (the caller's zone: pass an
+    aware datetime, ideally with a ``ZoneInfo`` so ranges across DST are exact); naive = UTC; None = now, UTC.
+    """
     if since is not None or until is not None or opts.time_expressions == "off":
         return since, until, None
-    found = parse_time_range(query, as_utc(opts.reference_time) if opts.reference_time else utcnow())
+    found = parse_time_range(query, aware(opts.reference_time) if opts.reference_time else utcnow())
     if found is None:
         return since, until, None
     if opts.time_expressions == "filter":
@@ -209,7 +214,7 @@ def search_memories(
     if opts.mode in ("hybrid", "bm25"):
         signals["bm25"] = store.query(StoreQuery(filter=flt, limit=depth, text=query))
     if boost is not None:
-        timed = replace(flt, since=boost.since, until=boost.until)
+        timed = replace(flt, since=as_utc(boost.since), until=as_utc(boost.until))
         signals["time"] = store.query(StoreQuery(filter=timed, limit=depth, dense=vector))
     hits = fuse_rrf(signals, k=opts.rrf_k, weights=opts.weights)
     if opts.feedback_terms > 0 and opts.mode != "dense" and hits:

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import AuthError, ForbiddenError, RememError
 from ..memory import Memory
+from ..timeexpr import reference_time
 from ..validation import check_user_id
 from .auth import KeyStore
 from .http_errors import remem_error_response
@@ -101,11 +102,14 @@ def build_mcp_server(memory: Memory, resolve: UserResolver, *, static_profile: b
         return {"events": [e.model_dump(mode="json", exclude_none=True) for e in result.events]}
 
     @server.tool()
-    def search_memories(query: str, ctx: Context, limit: int = 10,
-                        categories: list[str] | None = None) -> list[dict[str, Any]]:
-        """The user's memories most relevant to ``query``, best first."""
+    def search_memories(query: str, ctx: Context, limit: int = 10, categories: list[str] | None = None,
+                        timezone: str | None = None) -> list[dict[str, Any]]:
+        """The user's memories most relevant to ``query``, best first. A time in the query ("yesterday", "last
+        week") favours memories of that time, counted on the calendar of ``timezone`` (the user's IANA zone,
+        e.g. Europe/Berlin; default UTC)."""
         try:
-            hits = memory.search(query, user_id=user(ctx), limit=limit, categories=categories)
+            hits = memory.search(query, user_id=user(ctx), limit=limit, categories=categories,
+                                 reference_time=reference_time(None, timezone))
         except RememError as exc:
             raise _tool_error(exc) from exc
         return [_hit_dict(h.record, h.score) for h in hits]

@@ -8,7 +8,7 @@ for its user's lock never blocks the event loop, and reads (which take no lock i
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from ..models import AddResult, ForgetResult, MemoryRecord, Page
+from ..timeexpr import aware, reference_time
 from .deps import MemoryDep, ScopeDep, TenantDep
 from .http_errors import ErrorBody, NoLanguageModelError
 from .schemas import (
@@ -84,8 +85,12 @@ def list_memories(
 @router.post(USER + "/search", response_model=SearchResponse, tags=["memories"])
 def search(body: SearchBody, scope: ScopeDep, memory: MemoryDep) -> SearchResponse:
     """The user's memories most relevant to ``query`` (hybrid dense + BM25 by default)."""
+    now = reference_time(body.reference_time, body.timezone)  # ValidationError (422) for an unknown zone
+    tz = now.tzinfo or UTC
     hits = memory.search(body.query, user_id=scope.internal, limit=body.limit, categories=body.categories,
-                         since=body.since, until=body.until, mode=body.mode, threshold=body.threshold)
+                         since=aware(body.since, tz) if body.since else None,
+                         until=aware(body.until, tz) if body.until else None, mode=body.mode,
+                         threshold=body.threshold, time_expressions=body.time_expressions, reference_time=now)
     return SearchResponse(hits=[out_hit(scope.tenant, h) for h in hits])
 
 
@@ -152,5 +157,6 @@ def chat(body: ChatBody, scope: ScopeDep, request: Request) -> ChatResponse:
     agent = request.app.state.agent
     if agent is None:
         raise NoLanguageModelError("no LM configured: start the server with --lm <model> or REMEM_LM")
-    out = agent.reply(scope.internal, body.message)  # a remem.pipeline.AgentReply
+    out = agent.reply(scope.internal, body.message,
+                      now=reference_time(None, body.timezone))  # a remem.pipeline.AgentReply
     return ChatResponse(reply=out.response, data=out.model_dump(mode="json"))

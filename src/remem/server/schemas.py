@@ -29,10 +29,19 @@ class SearchBody(_Body):
     query: str
     limit: int = 10
     categories: list[str] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: datetime | None = Field(None, description="Naive = UTC, or wall time in `timezone` when given.")
+    until: datetime | None = Field(None, description="Naive = UTC, or wall time in `timezone` when given.")
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     threshold: float | None = None
+    time_expressions: Literal["boost", "filter", "off"] = Field(
+        "boost", description="What a time expression in the query ('yesterday', 'last week', 'in May') does "
+                             "when since/until are not given: boost memories of that time, filter to it, or off.")
+    reference_time: datetime | None = Field(
+        None, description="The moment relative expressions are counted from (default: now); its offset, or "
+                          "`timezone`, sets the calendar they are counted on. Naive = UTC.")
+    timezone: str | None = Field(
+        None, description="IANA time zone of the caller (e.g. Europe/Berlin): 'yesterday' is counted on its "
+                          "calendar (DST-exact). Default: the offset of reference_time, else UTC.")
 
 
 class UpdateBody(_Body):
@@ -49,6 +58,9 @@ class ReasonBody(_Body):
 
 class ChatBody(_Body):
     message: str
+    timezone: str | None = Field(
+        None, description="IANA time zone of the user (e.g. Europe/Berlin): the agent sees the local time and "
+                          "counts 'yesterday' on that calendar. Default: UTC.")
 
 
 class SearchResponse(BaseModel):

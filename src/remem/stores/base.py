@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from ..errors import StoreError
-from ..models import MemoryRecord
+from ..models import MemoryRecord, as_utc
 
 SCHEMA_FIELDS = set(MemoryRecord.model_fields)
 TIME_FIELD = "t"  # observed_at, else created_at: what time filters and ordering use
@@ -167,7 +167,8 @@ def top_k(fetch: Callable[[int], list[tuple[str, float]]], limit: int) -> list[t
 
 
 def iso(value: datetime) -> str:
-    return value.isoformat()
+    """The UTC ISO form payload times and time filters share (an aware bound in any zone is the same instant)."""
+    return as_utc(value).isoformat()
 
 
 def to_payload(record: MemoryRecord) -> dict[str, Any]:

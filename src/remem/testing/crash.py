@@ -33,7 +33,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-OPS = ("add", "update", "delete", "restore", "import", "forget")
+Op = Literal["add", "update", "delete", "restore", "import", "forget", "loop"]
+OPS: tuple[Op, ...] = ("add", "update", "delete", "restore", "import", "forget")
 #: The write-path steps a hooked trial can die at (object attribute paths on a Memory).
 HOOKS = ("store.upsert", "store.set_payload", "store.delete", "store.delete_user", "store._create_shard",
          "storage.history.begin", "storage.history.commit", "storage.history.forget_user")
@@ -43,7 +44,7 @@ MARKER = "zebrafish"  # in every text of the user a trial erases: its bytes must
 class Trial(BaseModel):
     """One crash trial: ``op`` (or ``loop`` for timed trials), where to die, and a seed."""
 
-    op: Literal["add", "update", "delete", "restore", "import", "forget", "loop"]
+    op: Op
     kill_at: int | None = None  # hooked: die at this call (1-based) of any hook …
     when: Literal["before", "after"] = "after"  # … just before or just after it runs
     hook: str | None = None  # only count this hook (None: all of HOOKS)

@@ -70,14 +70,21 @@ function openUser(user) {
   refresh();
 }
 
+// Dates are days of the browser's calendar: their first and last instants, sent as UTC ISO times.
 function filters() {
   const since = $("since").value, until = $("until").value, category = $("category").value.trim();
   return {
-    since: since ? `${since}T00:00:00Z` : null,
-    until: until ? `${until}T23:59:59Z` : null,
+    since: since ? new Date(`${since}T00:00:00`).toISOString() : null,
+    until: until ? new Date(`${until}T23:59:59.999`).toISOString() : null,
     category: category || null,
   };
 }
+
+// The browser's IANA zone: "yesterday" in a search is counted on the user's calendar, not UTC's.
+const TIMEZONE = (() => {
+  const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return tz && tz !== "Etc/Unknown" ? tz : null;
+})();
 
 async function refresh(append = false) {
   if (!state.user) return;
@@ -88,6 +95,7 @@ async function refresh(append = false) {
     if (q) {
       state.mode = "search";
       const body = { query: q, limit: 50 };
+      if (TIMEZONE) body.timezone = TIMEZONE;
       if (f.category) body.categories = [f.category];
       if (f.since) body.since = f.since;
       if (f.until) body.until = f.until;
