@@ -15,6 +15,7 @@ from ..errors import StoreLockedError
 
 if TYPE_CHECKING:
     from ..memory import Memory
+    from ..server import ServerConfig
     from ..server.auth import KeyStore
 from .app import app, console
 
@@ -69,16 +70,24 @@ def serve(
     no_mcp: Annotated[bool, typer.Option("--no-mcp", help="Do not serve MCP at /mcp.")] = False,
     log_requests_debug: Annotated[bool, typer.Option("--log-debug", help="Log raw paths and queries.")] = False,
     log_level: Annotated[str, typer.Option(help="Python log level.")] = "info",
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (needs REMEM_DATABASE_URL and "
+                                         "REMEM_STORE=pgvector or a Qdrant server).")] = 1,
 ) -> None:
-    """Serve the REST API (/v1, OpenAPI at /docs), the web page (/ui) and MCP (/mcp) in one process."""
+    """Serve the REST API (/v1, OpenAPI at /docs), the web page (/ui) and MCP (/mcp); with --workers N, N
+    processes on one shared database."""
     import uvicorn
 
     from ..server import ServerConfig, create_app
-    from ..server.auth import KeyStore
 
     _log_setup(log_level)
+    if workers > 1:
+        _serve_workers(workers, host=host, port=port, home=home, embedder=embedder, lm=lm, log_level=log_level,
+                       config=ServerConfig.from_env(max_body_bytes=max_body_bytes, rate_limit=rate_limit,
+                                                    rate_burst=rate_burst, debug=log_requests_debug, mcp=not no_mcp,
+                                                    mcp_user=mcp_user, host=host))
+        return
     memory = _open_memory(home, embedder, lm)
-    keys = KeyStore.for_settings(memory.settings)
+    keys = _keys(home)
     try:
         config = ServerConfig.from_env(max_body_bytes=max_body_bytes, rate_limit=rate_limit, rate_burst=rate_burst,
                                        debug=log_requests_debug, mcp=not no_mcp, mcp_user=mcp_user,
@@ -91,6 +100,27 @@ def serve(
     finally:
         memory.close()
         keys.close()
+
+
+def _serve_workers(workers: int, *, host: str, port: int, home: Path | None, embedder: str | None, lm: str | None,
+                   log_level: str, config: ServerConfig) -> None:
+    """Run ``workers`` uvicorn processes, each building its app from the environment (server/factory.py)."""
+    import os
+
+    import uvicorn
+
+    from ..server.factory import CONFIG_VAR, require_shared
+
+    settings = Settings.from_env(home=home, embedder=embedder, lm=lm)
+    require_shared(settings, workers)
+    for name, value in (("REMEM_HOME", home), ("REMEM_EMBEDDER", embedder), ("REMEM_LM", lm)):
+        if value is not None:
+            os.environ[name] = str(value)
+    os.environ[CONFIG_VAR] = config.model_dump_json()
+    console.print(f"remem serving {settings.store} + {settings.database_url and 'postgres'} with {workers} "
+                  f"workers on http://{host}:{port}")
+    uvicorn.run("remem.server.factory:create_from_env", factory=True, workers=workers, host=host, port=port,
+                access_log=False, log_level=log_level)
 
 
 @app.command("mcp")

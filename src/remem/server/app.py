@@ -68,8 +68,9 @@ def _make_agent(memory: Memory) -> Any:
     return Agent(memory)
 
 
-def create_app(memory: Memory, keys: KeyStore, config: ServerConfig | None = None) -> FastAPI:
-    """The ASGI app serving ``memory``. The caller owns ``memory`` and ``keys`` (and closes them)."""
+def create_app(memory: Memory, keys: KeyStore, config: ServerConfig | None = None, *, owned: bool = False) -> FastAPI:
+    """The ASGI app serving ``memory``. The caller owns ``memory`` and ``keys`` and closes them, unless
+    ``owned`` (the app closes them when it shuts down: the multi-worker factory, :mod:`.factory`)."""
     config = config or ServerConfig()
     mcp_app = None
     if config.mcp:
@@ -80,6 +81,9 @@ def create_app(memory: Memory, keys: KeyStore, config: ServerConfig | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            if owned:
+                stack.callback(keys.close)
+                stack.callback(memory.close)
             if mcp_app is not None:
                 await stack.enter_async_context(mcp_lifespan())
             yield
