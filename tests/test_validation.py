@@ -49,7 +49,7 @@ BAD_CALLS: dict[str, tuple[type[RememError], Callable[[Memory], Any]]] = {
     "whitespace text": (ValidationError, lambda m: m.add(" \n\t ", user_id="alice")),
     "empty list": (ValidationError, lambda m: m.add([], user_id="alice")),
     "one bad message in a batch": (ValidationError, lambda m: m.add(["fine", "  "], user_id="alice")),
-    "oversized text": (ValidationError, lambda m: m.add("x" * 16_001, user_id="alice")),
+    "oversized text": (ValidationError, lambda m: m.add("x" * 1_000_001, user_id="alice")),
     "NUL in text": (ValidationError, lambda m: m.add("a\x00b", user_id="alice")),
     "non-str text": (ValidationError, lambda m: m.add([b"bytes"], user_id="alice")),  # type: ignore[list-item]
     "bad message dict": (ValidationError, lambda m: m.add({"role": "robot", "content": "x"}, user_id="alice")),
@@ -62,7 +62,7 @@ BAD_CALLS: dict[str, tuple[type[RememError], Callable[[Memory], Any]]] = {
     "None user id": (InvalidUserIdError, lambda m: m.search("x", user_id=None)),  # type: ignore[arg-type]
     "user id with a slash": (InvalidUserIdError, lambda m: m.list(user_id="../etc")),
     "update to empty": (ValidationError, lambda m: m.update(alice_id(m), "   ", user_id="alice")),
-    "update oversized": (ValidationError, lambda m: m.update(alice_id(m), "y" * 16_001, user_id="alice")),
+    "update oversized": (ValidationError, lambda m: m.update(alice_id(m), "y" * 1_000_001, user_id="alice")),
     "update unknown id": (NotFoundError, lambda m: m.update(UNKNOWN_ID, "new", user_id="alice")),
     "delete unknown id": (NotFoundError, lambda m: m.delete(UNKNOWN_ID, user_id="alice")),
     "restore unknown id": (NotFoundError, lambda m: m.restore(UNKNOWN_ID, user_id="alice")),
@@ -102,8 +102,8 @@ def test_bad_input_raises_and_writes_nothing(m: Memory, case: str) -> None:
 
 def test_error_carries_context(m: Memory) -> None:
     with pytest.raises(ValidationError) as info:
-        m.add("z" * 16_001, user_id="alice")
-    assert info.value.context == {"length": 16_001, "limit": 16_000}
+        m.add("z" * 1_000_001, user_id="alice")
+    assert info.value.context == {"length": 1_000_001, "limit": 1_000_000}
     assert info.value.code == "invalid_input"
     with pytest.raises(InvalidUserIdError) as uid:
         m.add("x", user_id="has space")
@@ -161,7 +161,7 @@ BAD_FILES: dict[str, Callable[[list[bytes]], tuple[list[bytes], int | None]]] = 
     "empty text in a record": lambda ls: (ls[:1] + [json.dumps(
         {"type": "memory", "record": {**json.loads(ls[1])["record"], "text": "  "}}).encode()] + ls[2:], 2),
     "oversized text in a record": lambda ls: (ls[:1] + [json.dumps(
-        {"type": "memory", "record": {**json.loads(ls[1])["record"], "text": "x" * 16_001}}).encode()] + ls[2:], 2),
+        {"type": "memory", "record": {**json.loads(ls[1])["record"], "text": "x" * 1_000_001}}).encode()] + ls[2:], 2),
     "duplicate memory id": lambda ls: (ls[:2] + [ls[1]] + ls[2:], 3),
     "event of another user": lambda ls: (ls[:-1] + [ls[-1].replace(b'"user_id": "carol"', b'"user_id": "mallory"')],
                                          7),

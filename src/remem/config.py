@@ -11,7 +11,7 @@
 | ``REMEM_QDRANT_URL`` | unset | Qdrant server/cluster URL (selects the ``qdrant`` store), or ``:memory:`` |
 | ``REMEM_QDRANT_API_KEY`` | unset | API key for the Qdrant server |
 | ``REMEM_COLLECTION`` | ``memories`` | collection name (qdrant store) |
-| ``REMEM_MAX_TEXT_CHARS`` | ``16000`` | longest memory text accepted |
+| ``REMEM_MAX_TEXT_CHARS`` | ``1000000`` | longest memory text accepted (longer than the embedder's window: indexed in chunks) |
 | ``REMEM_LM`` | unset | default language model for the LLM pipeline |
 """
 
@@ -49,7 +49,7 @@ class Settings(BaseModel):
     collection: str = "memories"
     database_url: str | None = None
     database_pool_size: int = Field(default=8, ge=1, le=256)
-    max_text_chars: int = Field(default=16_000, ge=1)
+    max_text_chars: int = Field(default=1_000_000, ge=1, le=100_000_000)
     lm: str | None = None
 
     @classmethod

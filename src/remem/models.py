@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MemoryKind = Literal["episode", "fact"]
+#: What a stored record may be: a memory (episode or fact) or an index chunk of a long memory (remem.chunking).
+RecordKind = Literal["episode", "fact", "chunk"]
 
 
 def utcnow() -> datetime:
@@ -83,7 +85,7 @@ class MemoryRecord(_Model):
     id: str = Field(default_factory=new_id)
     user_id: str
     text: str
-    kind: MemoryKind = "fact"
+    kind: RecordKind = "fact"
     categories: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -97,6 +99,7 @@ class MemoryRecord(_Model):
     hash: str = ""
     version: int = 1
     deleted_at: datetime | None = None
+    parent_id: str | None = Field(default=None, description="for a chunk: the long memory it indexes a part of")
 
     @field_validator("created_at", "updated_at", "observed_at", "deleted_at")
     @classmethod
@@ -121,6 +124,9 @@ class SearchHit(_Model):
     ranks: dict[str, int] = Field(default_factory=dict, description="signal name -> 1-based rank in that signal")
     context: list[MemoryRecord] = Field(
         default_factory=list, description="neighbouring turns of the same session (search expand_neighbors)"
+    )
+    chunk: MemoryRecord | None = Field(
+        default=None, description="for a long memory found by one of its parts: the part that matched"
     )
 
     @property

@@ -38,9 +38,9 @@ import numpy as np
 
 from ..embedders import Embedder
 from ..errors import ValidationError
-from ..models import MemoryKind, SearchHit, as_utc, utcnow
+from ..models import MemoryKind, MemoryRecord, SearchHit, as_utc, utcnow
 from ..parts import MemoryParts
-from ..stores.base import MemoryFilter, ScoredRecord, StoreQuery
+from ..stores.base import MemoryFilter, ScoredRecord, StoreQuery, VectorStore
 from ..timeexpr import TimeRange, aware, parse_time_range
 from ..validation import check_categories, check_kinds, check_limit, check_range, check_user_id
 from .expand import collapse_and_expand
@@ -205,30 +205,69 @@ def search_memories(
         user_id=user_id, categories=check_categories(categories) or None, kinds=check_kinds(kinds),
         since=as_utc(since) if since else None, until=as_utc(until) if until else None,
     )
+    sflt = replace(flt, chunks=True)  # the signals also see the index chunks of long memories
     depth = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES)
     need_vector = opts.mode != "bm25" or threshold is not None or boost is not None
     vector = embedder.embed([query])[0] if need_vector else None
     signals: dict[str, list[ScoredRecord]] = {}
     if opts.mode in ("hybrid", "dense"):
-        signals["dense"] = store.query(StoreQuery(filter=flt, limit=depth, dense=vector))
+        signals["dense"] = store.query(StoreQuery(filter=sflt, limit=depth, dense=vector))
     if opts.mode in ("hybrid", "bm25"):
-        signals["bm25"] = store.query(StoreQuery(filter=flt, limit=depth, text=query))
+        signals["bm25"] = store.query(StoreQuery(filter=sflt, limit=depth, text=query))
     if boost is not None:
-        timed = replace(flt, since=as_utc(boost.since), until=as_utc(boost.until))
+        timed = replace(sflt, since=as_utc(boost.since), until=as_utc(boost.until))
         signals["time"] = store.query(StoreQuery(filter=timed, limit=depth, dense=vector))
+    signals, matched = lift_chunks(store, signals, flt)
     hits = fuse_rrf(signals, k=opts.rrf_k, weights=opts.weights)
     if opts.feedback_terms > 0 and opts.mode != "dense" and hits:
         expanded = feedback_query(query, [h.record.text for h in hits[: opts.feedback_docs]], opts.feedback_terms)
         if expanded != query:
             fb_depth = limit if opts.feedback_depth is None else max(1, opts.feedback_depth)
-            signals["feedback"] = store.query(StoreQuery(filter=flt, limit=fb_depth, text=expanded))
+            feedback = store.query(StoreQuery(filter=sflt, limit=fb_depth, text=expanded))
+            lifted, more = lift_chunks(store, {"feedback": feedback}, flt)
+            signals["feedback"] = lifted["feedback"]
+            matched = {**more, **matched}
             hits = fuse_rrf(signals, k=opts.rrf_k, weights=opts.weights)
     hits = _smooth(hits, opts.neighbour_smoothing)
     hits = _boost_speakers(hits, query, opts.speaker_boost)
     hits = _apply_recency(hits, opts)
     if threshold is not None and vector is not None:
         hits = _apply_threshold(embedder, hits, vector, threshold)
-    return collapse_and_expand(
+    out = collapse_and_expand(
         store, hits, user_id=user_id, limit=limit, neighbors=opts.expand_neighbors, dedupe=opts.dedupe,
         skip_covered=opts.skip_covered, session_diversity=opts.session_diversity,
     )
+    for hit in out:
+        hit.chunk = matched.get(hit.record.id)
+    return out
+
+
+def lift_chunks(
+    store: VectorStore, signals: dict[str, list[ScoredRecord]], flt: MemoryFilter
+) -> tuple[dict[str, list[ScoredRecord]], dict[str, MemoryRecord]]:
+    """Replace each chunk hit by its memory (loaded with the query's filter: a deleted or filtered-out memory
+    drops its chunks), keeping the memory's best rank in each signal; also returns, per memory found through a
+    chunk, its best-ranked chunk (:mod:`remem.chunking`)."""
+    wanted = sorted({h.record.parent_id for hits in signals.values() for h in hits
+                     if h.record.kind == "chunk" and h.record.parent_id})
+    if not wanted:
+        return signals, {}
+    parents = {p.id: p for p in store.get(wanted, flt)}
+    matched: dict[str, MemoryRecord] = {}
+    out: dict[str, list[ScoredRecord]] = {}
+    for name, hits in signals.items():
+        seen: set[str] = set()
+        lifted: list[ScoredRecord] = []
+        for h in hits:
+            record = h.record
+            if record.kind == "chunk":
+                parent = parents.get(record.parent_id or "")
+                if parent is None:
+                    continue
+                matched.setdefault(parent.id, record)
+                record = parent
+            if record.id not in seen:
+                seen.add(record.id)
+                lifted.append(ScoredRecord(record, h.score))
+        out[name] = lifted
+    return out, matched

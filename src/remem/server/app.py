@@ -40,7 +40,7 @@ class ServerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: int = 8_388_608  # 8 MiB: a 1M-character memory text (REMEM_MAX_TEXT_CHARS) fits as JSON
     rate_limit: float = 50.0
     rate_burst: int = 100
     debug: bool = False
@@ -51,7 +51,7 @@ class ServerConfig(BaseModel):
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerConfig:
         values: dict[str, Any] = {
-            "max_body_bytes": int(_env_num("REMEM_MAX_BODY_BYTES", 1_048_576)),
+            "max_body_bytes": int(_env_num("REMEM_MAX_BODY_BYTES", 8_388_608)),
             "rate_limit": _env_num("REMEM_RATE_LIMIT", 50.0),
             "rate_burst": int(_env_num("REMEM_RATE_BURST", 100)),
         }

@@ -43,10 +43,16 @@ class MemoryFilter:
     ids: Sequence[str] | None = None
     deleted: bool | None = False  # False: live only; True: deleted only; None: both
     all_users: bool = False
+    chunks: bool = False  # also match the index chunks of long memories (remem.chunking); reads never do
 
     def __post_init__(self) -> None:
         if self.user_id is None and not self.all_users:
             raise StoreError("a store read without user_id must set all_users=True (admin path)")
+        # Chunks are index entries, not memories: a filter without kinds means "every kind of memory".
+        if self.kinds is None and not self.chunks:
+            object.__setattr__(self, "kinds", ("episode", "fact"))
+        elif self.kinds is not None and self.chunks and "chunk" not in self.kinds:
+            object.__setattr__(self, "kinds", (*self.kinds, "chunk"))
 
 
 @dataclass

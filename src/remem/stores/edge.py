@@ -315,10 +315,10 @@ class EdgeStore:
     def delete_user(self, user_id: str, *, compact: bool = False) -> int:
         """Delete a user's points, then :meth:`rewrite` the shard so their text leaves every file on disk
         (also when nothing was left to delete, with ``compact``). Other users are served meanwhile."""
-        flt = MemoryFilter(user_id=user_id, deleted=None)
+        flt = MemoryFilter(user_id=user_id, deleted=None, chunks=True)
         with self._rewriting:
             with self._write, self._rw.read():
-                removed = self._count(flt)
+                removed = self._count(MemoryFilter(user_id=user_id, deleted=None))
                 self._open().update(self._q.UpdateOperation.delete_points_by_filter(self._filter(flt)))
             if removed or compact:
                 self._rewrite()

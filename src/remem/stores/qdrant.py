@@ -174,8 +174,8 @@ class QdrantStore:
         )
 
     def delete_user(self, user_id: str, *, compact: bool = False) -> int:
-        flt = MemoryFilter(user_id=user_id, deleted=None)
-        removed = self.count(flt)
+        flt = MemoryFilter(user_id=user_id, deleted=None, chunks=True)
+        removed = self.count(MemoryFilter(user_id=user_id, deleted=None))
         self._client.delete(
             self.collection, points_selector=self._m.FilterSelector(filter=self._filter(flt)), wait=True
         )

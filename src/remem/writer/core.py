@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..chunking import chunk_ids, chunks_of
 from ..embedders import Embedder
 from ..errors import NotFoundError, RememError, StoreError, ValidationError
 from ..models import EventType, HistoryEvent, MemoryEvent, MemoryRecord, as_utc, content_hash, utcnow
@@ -119,7 +120,8 @@ class Writer:
     def _converge(self, changes: Sequence[Change], vectors: Mapping[str, np.ndarray], progress: Progress | None,
                   *, known: bool = True) -> None:
         """Write the store so each ``change.after`` holds. ``known``: ``change.before`` is what the store holds;
-        else the store is read first (recovery, undo). Writes only what differs; embeds texts it must."""
+        else the store is read first (recovery, undo). Writes only what differs; embeds texts it must. A long
+        memory's index chunks (:mod:`remem.chunking`) are written in the same store call as the memory."""
         deletes: defaultdict[str, list[str]] = defaultdict(list)
         embeds: list[MemoryRecord] = []
         payloads: list[MemoryRecord] = []
@@ -135,23 +137,29 @@ class Writer:
         for c in changes:
             now = c.before if known else current.get(c.memory_id)
             if c.after is None:
-                if now is not None:
-                    deletes[c.user_id].append(c.memory_id)
-            elif now is None or now.text != c.after.text or c.memory_id in vectors:
+                if now is not None or not known:
+                    deletes[c.user_id].extend([c.memory_id, *chunk_ids(now)])
+                continue
+            stale = set(chunk_ids(now)) - set(chunk_ids(c.after))
+            deletes[c.user_id].extend(sorted(stale))
+            if now is None or now.text != c.after.text or c.memory_id in vectors:
                 embeds.append(c.after)
             elif now != c.after:
                 payloads.append(c.after)
+                payloads.extend(chunks_of(c.after))
         for user_id, ids in deletes.items():
-            self.store.delete(ids, MemoryFilter(user_id=user_id, deleted=None))
+            if ids:
+                self.store.delete(ids, MemoryFilter(user_id=user_id, deleted=None, chunks=True))
         if payloads:
             self.store.set_payload(payloads)
         done = 0
         for start in range(0, len(embeds), self.batch_size):
             chunk = embeds[start:start + self.batch_size]
-            missing = [r.text for r in chunk if r.id not in vectors]
+            records = [r for rec in chunk for r in (rec, *chunks_of(rec))]
+            missing = [r.text for r in records if r.id not in vectors]
             fresh = iter(self.embedder.embed(missing)) if missing else iter(())
-            matrix = np.stack([vectors[r.id] if r.id in vectors else next(fresh) for r in chunk])
-            self.store.upsert(chunk, matrix)
+            matrix = np.stack([vectors[r.id] if r.id in vectors else next(fresh) for r in records])
+            self.store.upsert(records, matrix)
             done += len(chunk)
             if progress is not None:
                 progress(done, len(embeds))
