@@ -28,6 +28,7 @@ from .metrics import KS, QuestionResult, aggregate, count_tokens, latency_summar
 
 #: remem configurations measured in every run: name -> search options (raw episodes).
 REMEM_SYSTEMS: dict[str, SearchOptions] = {
+    "remem-bm25": SearchOptions(mode="bm25"),  # remem's own BM25 (Qdrant Bm25 + remem's analyzer), defaults
     "remem-hybrid": SearchOptions(expand_neighbors=0),
     "remem-hybrid+expand": SearchOptions(),  # the defaults of Memory.search
 }
