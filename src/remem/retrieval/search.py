@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from ..embedders.base import embed_queries
 from ..errors import ValidationError
 from ..models import MemoryKind, SearchHit, as_utc, utcnow
 from ..stores.base import MemoryFilter, ScoredRecord, StoreQuery
@@ -201,7 +202,7 @@ def search_memories(
     )
     depth = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES)
     need_vector = opts.mode != "bm25" or threshold is not None or boost is not None
-    vector = memory.embedder.embed([query])[0] if need_vector else None
+    vector = embed_queries(memory.embedder, [query])[0] if need_vector else None
     signals: dict[str, list[ScoredRecord]] = {}
     if opts.mode in ("hybrid", "dense"):
         signals["dense"] = memory.store.query(StoreQuery(filter=flt, limit=depth, dense=vector))
