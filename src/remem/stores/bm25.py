@@ -41,6 +41,7 @@ per-language dictionary and language detection; the multilingual embedder covers
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterator
@@ -52,6 +53,7 @@ from typing import Any
 ANALYZER_VERSION = 2
 
 CJK, SEA, WORD = "cjk", "sea", "word"
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 
 # Inclusive code point ranges (Unicode 15 blocks) and the class of their letters.
 _RANGES: list[tuple[int, int, str]] = sorted([
@@ -160,6 +162,8 @@ def analyze(text: str, *, query: bool = False) -> list[str]:
     ``query=True`` analyses a search query: the same terms, except that a CJK run of two or more characters
     gives no single characters (see :func:`cjk_terms`).
     """
+    if text.isascii():  # fast path, same terms: NFKC is the identity, casefold is lower(), nothing to fold
+        return _ASCII_WORD.findall(text.lower())
     terms: list[str] = []
     for kind, run in runs(unicodedata.normalize("NFKC", text).casefold()):
         if kind == CJK:
