@@ -141,6 +141,7 @@ def test_latin_words_are_folded_unless_that_makes_a_stop_word() -> None:
     assert analyze("Elle préfère le thé, n'est-ce pas?") == ["elle", "prefere", "le", "thé", "n", "est", "ce",
                                                               "pas"]
     assert analyze("Straße ＡＢＣ Καφές") == ["strasse", "abc", "καφεσ"]
+    assert analyze("Tôi thích ăn phở") == ["toi", "thich", "ăn", "pho"]  # "an" is a stop word: "ăn" stays
     assert analyze("नमस्ते दुनिया") == ["नमस्ते", "दुनिया"]  # Devanagari vowel signs are not folded
     assert fold_accents("crème brûlée") == "creme brulee"
 

@@ -32,8 +32,8 @@ ligatures) and case folding:
 - **every other script** (Latin, Greek, Cyrillic, Arabic, Hebrew, Devanagari, ...): the run itself, with its
   accents removed (Lucene's ``ASCIIFoldingFilter``), so ``cafe`` finds ``café`` and ``Muller`` ``Müller`` —
   unless the folded word is an English stop word: French ``thé`` stays ``thé`` instead of becoming ``the``.
-  Folding applies to scripts below U+0800, where marks are optional diacritics; from Devanagari on they are
-  vowels and stay.
+  Folding applies to Latin (Vietnamese included), Greek, Cyrillic, Armenian, Hebrew and Arabic, where marks
+  are optional diacritics; in Devanagari and the other Brahmic scripts they are vowels and stay.
 
 No stemming beyond English, no compound splitting (German ``Erdbeerkuchen`` is one term): both need a
 per-language dictionary and language detection; the multilingual embedder covers them in hybrid search.
@@ -145,9 +145,9 @@ def sea_terms(run: str) -> list[str]:
     return [w for w in breaker(run, "und") if w.strip()]
 
 
-#: Accents are folded in scripts below U+0800 (Latin, Greek, Cyrillic, Armenian, Hebrew, Arabic): there they are
-#: diacritics often left out when typing; from Devanagari on, combining marks are vowels and must stay.
-_FOLDABLE = "\u0800"
+#: Scripts whose accents are folded: there marks are optional diacritics, often left out when typing. In the
+#: Brahmic scripts (Devanagari, Tamil, ...) marks are vowels and must stay.
+_FOLDABLE_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC", "ARMENIAN", "HEBREW", "ARABIC", "DIGIT")
 
 
 def fold_accents(word: str) -> str:
@@ -170,18 +170,21 @@ def analyze(text: str, *, query: bool = False) -> list[str]:
             terms.extend(cjk_terms(run, query=query))
         elif kind == SEA:
             terms.extend(sea_terms(run))
-        elif max(run) < _FOLDABLE:
-            terms.append(_folded(run))
         else:
-            terms.append(run)
+            terms.append(_folded(run))
     return terms
 
 
 @lru_cache(maxsize=65536)
 def _folded(word: str) -> str:
+    """``word`` with its accents folded, unless its script keeps them or folding makes a stop word of it."""
     folded = fold_accents(word)
-    if folded == word or not bm25_model().embed_query(folded).indices:
-        return word  # nothing to fold, or folding would make a stop word of it (French "thé" -> "the")
+    if folded == word or not all(
+        unicodedata.category(c)[0] == "M" or unicodedata.name(c, "").startswith(_FOLDABLE_SCRIPTS) for c in word
+    ):
+        return word
+    if not bm25_model().embed_query(folded).indices:
+        return word  # French "thé" would become the English stop word "the"
     return folded
 
 
