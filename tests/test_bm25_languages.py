@@ -127,6 +127,7 @@ def test_cjk_runs_become_characters_and_bigrams() -> None:
     assert cjk_terms("绿茶") == ["绿", "茶", "绿茶"]
     assert analyze("我喝绿茶") == ["我", "喝", "绿", "茶", "我喝", "喝绿", "绿茶"]
     assert analyze("녹차를 마셔요") == ["녹", "차", "를", "녹차", "차를", "마", "셔", "요", "마셔", "셔요"]
+    assert analyze("ブレ・ラテ") == ["ブ", "レ", "ブレ", "ラ", "テ", "ラテ"]  # the middle dot separates
     assert analyze("買った iPhone15 ｶﾒﾗ") == ["買", "っ", "た", "買っ", "った", "iphone15", "カ", "メ", "ラ",
                                                "カメ", "メラ"]
 

@@ -88,14 +88,15 @@ _STARTS = [r[0] for r in _RANGES]
 
 
 def script_class(char: str) -> str | None:
-    """``"cjk"``, ``"sea"`` or ``"word"`` for a word character (letter, mark, digit); ``None`` for others."""
+    """``"cjk"``, ``"sea"`` or ``"word"`` for a word character (letter, mark, digit); ``None`` for others
+    (punctuation, symbols, spaces — also those inside the CJK and Thai blocks, such as ``・`` and ``฿``)."""
+    if not (char.isalnum() or unicodedata.category(char)[0] == "M"):
+        return None
     code = ord(char)
     i = bisect_right(_STARTS, code) - 1
     if i >= 0 and code <= _RANGES[i][1]:
         return _RANGES[i][2]
-    if char.isalnum() or unicodedata.category(char)[0] == "M":
-        return WORD
-    return None
+    return WORD
 
 
 def runs(text: str) -> Iterator[tuple[str, str]]:
