@@ -71,7 +71,7 @@ def test_metrics_count_covered_turns_and_tokens() -> None:
 def test_run_scores_every_system_and_writes_reports(locomo_file: Path, tmp_path: Path) -> None:
     convs = load_locomo(locomo_file)
     run = run_retrieval("locomo", convs, embedder="fake", home=tmp_path)
-    assert set(run.systems) == {"bm25-only", "dense-only", "remem-hybrid", "remem-hybrid+expand"}
+    assert set(run.systems) == {"bm25-only", "dense-only", "remem-bm25", "remem-hybrid", "remem-hybrid+expand"}
     for name, sr in run.systems.items():
         summary = sr.summary()
         overall = summary["metrics"]["overall"]

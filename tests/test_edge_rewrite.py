@@ -27,7 +27,7 @@ def test_rewrite_keeps_every_point_and_payload(tmp_path: Path) -> None:
     got = store.get([r.id for r in records], MemoryFilter(user_id="u1"))
     assert [r.text for r in got] == [r.text for r in records if r.user_id == "u1"]
     store.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "shard"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "bm25.json", "shard"]
 
 
 def test_open_completes_a_swap_interrupted_after_the_copy(tmp_path: Path) -> None:

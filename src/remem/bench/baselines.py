@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embedders import Embedder
+from ..embedders import Embedder, embed_queries
 from .dataset import Turn
 
 
@@ -49,6 +49,6 @@ class DenseBaseline:
     def retrieve(self, query: str, k: int) -> list[list[str]]:
         if not self.ids:
             return []
-        sims = self.matrix @ self.embedder.embed([query])[0]
+        sims = self.matrix @ embed_queries(self.embedder, [query])[0]
         top = np.argsort(-sims, kind="stable")[:k]
         return [[self.ids[int(i)]] for i in top]

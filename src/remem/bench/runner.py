@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embedders import Embedder, get_embedder
+from ..embedders import Embedder, embed_queries, get_embedder
 from ..embedders.base import Vectors
 from ..memory.core import Memory
 from ..models import MemoryKind
@@ -28,6 +28,7 @@ from .metrics import KS, QuestionResult, aggregate, count_tokens, latency_summar
 
 #: remem configurations measured in every run: name -> search options (raw episodes).
 REMEM_SYSTEMS: dict[str, SearchOptions] = {
+    "remem-bm25": SearchOptions(mode="bm25"),  # remem's own BM25 (Qdrant Bm25 + remem's analyzer), defaults
     "remem-hybrid": SearchOptions(expand_neighbors=0),
     "remem-hybrid+expand": SearchOptions(),  # the defaults of Memory.search
 }
@@ -62,6 +63,10 @@ class CachingEmbedder:
             for text, vec in zip(todo, self.inner.embed(todo), strict=True):
                 self._cache[text] = vec
         return np.stack([self._cache[t] for t in texts]).astype(np.float32)
+
+    def embed_query(self, texts: Sequence[str]) -> Vectors:
+        """The inner model's query side (never cached, like single-text calls)."""
+        return embed_queries(self.inner, texts)
 
 
 def _ingest_facts(home: Path, embedder: Embedder, lm: Any, conversations: Sequence[Conversation],

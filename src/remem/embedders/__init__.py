@@ -1,7 +1,8 @@
 """Embedders: text -> unit vectors, behind one small Protocol and a name registry.
 
-Built-in specs: ``local`` (all-MiniLM-L6-v2 int8 ONNX, offline, no torch — the default), ``fake[:dim]``
-(deterministic, for tests), ``openai:<model>`` (pinned ``dimensions``), ``ollama:<model>``, ``litellm:<model>``.
+Built-in specs: ``local`` (all-MiniLM-L6-v2 int8 ONNX, offline, no torch — the default), ``multilingual``
+(multilingual-e5-small, 4-bit, offline; ``remem[multilingual]``), ``fake[:dim]`` (deterministic, for tests),
+``openai:<model>`` (pinned ``dimensions``), ``ollama:<model>``, ``litellm:<model>``.
 Providers are imported only when created.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..registry import Registry
-from .base import Embedder, l2_normalize
+from .base import Embedder, embed_queries, l2_normalize
 
 embedders: Registry[Embedder] = Registry("embedder")
 
@@ -20,6 +21,13 @@ def _local(model: str | None, **options: Any) -> Embedder:
     from .local import LocalOnnxEmbedder
 
     return LocalOnnxEmbedder(**options)
+
+
+@embedders.register("multilingual")
+def _multilingual(model: str | None, **options: Any) -> Embedder:
+    from .multilingual import MultilingualE5Embedder
+
+    return MultilingualE5Embedder(model=model or "e5-small", **options)
 
 
 @embedders.register("fake")
@@ -63,4 +71,4 @@ def get_embedder(spec: str | Embedder, **options: Any) -> Embedder:
     return spec
 
 
-__all__ = ["Embedder", "embedders", "get_embedder", "l2_normalize"]
+__all__ = ["Embedder", "embed_queries", "embedders", "get_embedder", "l2_normalize"]

@@ -18,6 +18,10 @@ class Embedder(Protocol):
     ``name`` identifies the model (stored with the collection so that a different model is detected);
     ``dimensions`` is the row length. ``embed`` is the one required method; it must be deterministic for a given
     model and must return the same row for a text whether embedded alone or in a batch.
+
+    ``embed`` embeds stored texts (documents). A model that embeds search queries differently (e5's
+    ``"query: "`` prefix) also has ``embed_query(texts) -> Vectors``; callers go through :func:`embed_queries`,
+    which falls back to ``embed`` for symmetric models (all the others).
     """
 
     @property
@@ -36,3 +40,12 @@ def l2_normalize(matrix: npt.NDArray[np.floating]) -> Vectors:
     norms[norms == 0] = 1.0
     out: Vectors = (m / norms).astype(np.float32)
     return out
+
+
+def embed_queries(embedder: Embedder, texts: Sequence[str]) -> Vectors:
+    """Search query vectors: ``embedder.embed_query(texts)`` when the model has a query side, else ``embed``."""
+    query_side = getattr(embedder, "embed_query", None)
+    if callable(query_side):
+        out: Vectors = query_side(texts)
+        return out
+    return embedder.embed(texts)

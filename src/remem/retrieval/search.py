@@ -37,6 +37,7 @@ from typing import Literal
 import numpy as np
 
 from ..embedders import Embedder
+from ..embedders.base import embed_queries
 from ..errors import ValidationError
 from ..models import MemoryKind, MemoryRecord, SearchHit, as_utc, utcnow
 from ..parts import MemoryParts
@@ -208,7 +209,7 @@ def search_memories(
     sflt = replace(flt, chunks=True)  # the signals also see the index chunks of long memories
     depth = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES)
     need_vector = opts.mode != "bm25" or threshold is not None or boost is not None
-    vector = embedder.embed([query])[0] if need_vector else None
+    vector = embed_queries(embedder, [query])[0] if need_vector else None
     signals: dict[str, list[ScoredRecord]] = {}
     if opts.mode in ("hybrid", "dense"):
         signals["dense"] = store.query(StoreQuery(filter=sflt, limit=depth, dense=vector))

@@ -1,6 +1,7 @@
 """The vector store contract and the pure code both Qdrant backends share.
 
-A store keeps :class:`~remem.models.MemoryRecord` payloads with a dense vector and a BM25 sparse vector. It
+A store keeps :class:`~remem.models.MemoryRecord` payloads with a dense vector and a BM25 sparse vector (computed
+by :mod:`remem.stores.bm25`, the same for both backends). It
 knows nothing of history, deduplication or fusion: those live above it, so both backends return identical
 results for identical inputs (the contract tests check this congruence).
 
@@ -201,26 +202,3 @@ INDEXES: dict[str, str] = {
     "created_at": "datetime",
     STATE_FIELD: "keyword",
 }
-
-
-_BM25: Any = None
-
-
-def bm25_model() -> Any:
-    """Qdrant's own BM25 (from qdrant-edge) — used by both backends so their sparse vectors are identical."""
-    global _BM25
-    if _BM25 is None:
-        import qdrant_edge as q
-
-        _BM25 = q.Bm25(q.Bm25Config(language="english"))
-    return _BM25
-
-
-def sparse_document(text: str) -> tuple[list[int], list[float]]:
-    vec = bm25_model().embed_document(text)
-    return list(vec.indices), list(vec.values)
-
-
-def sparse_query(text: str) -> tuple[list[int], list[float]]:
-    vec = bm25_model().embed_query(text)
-    return list(vec.indices), list(vec.values)

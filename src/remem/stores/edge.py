@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import threading
@@ -32,15 +33,18 @@ from .base import (
     from_payload,
     iso,
     page_by_time,
-    sparse_document,
-    sparse_query,
     to_payload,
     top_k,
 )
+from .bm25 import LEGACY_SIGNATURE, signature, sparse_document, sparse_query
 from .rwlock import RWLock
+
+log = logging.getLogger("remem.store")
 
 DENSE = "dense"
 SPARSE = "bm25"
+#: Beside the shard: which BM25 analysis built the sparse vectors (``{"bm25": signature}``).
+SPARSE_META = "bm25.json"
 #: Optimizer settings of new shards: vacuum any segment with deleted points, and never build HNSW (per-user
 #: search is an exact scan of the tenant's points through the payload index, and an HNSW build of a large
 #: shard would take minutes).
@@ -98,8 +102,10 @@ class EdgeStore:
             if (shard_dir / "edge_config.json").exists():
                 self._shard = q.EdgeShard.load(str(shard_dir))
                 self._check_dimensions(shard_dir)
+                self._check_sparse()
             else:
                 self._shard = self._create_shard(shard_dir)
+                self._record_sparse()
         except StoreError:
             self._lock_file.release()
             raise
@@ -196,6 +202,55 @@ class EdgeStore:
             self._dirty = None
         shutil.rmtree(old_dir, ignore_errors=True)
         return copied
+
+    def _record_sparse(self) -> None:
+        meta = self.path / SPARSE_META
+        tmp = meta.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"bm25": signature()}))
+        os.replace(tmp, meta)
+
+    def _check_sparse(self) -> None:
+        """Re-index the sparse vectors if another BM25 analysis built them (a store of an older remem).
+
+        A store without the record is from before it existed (Qdrant's ``word`` tokenizer). The record is
+        written only after the re-index is flushed, so a crash midway re-indexes again on the next open.
+        """
+        meta = self.path / SPARSE_META
+        stored = json.loads(meta.read_text()).get("bm25") if meta.exists() else LEGACY_SIGNATURE
+        if stored != signature():
+            count = self.reindex_sparse()
+            log.warning("re-indexed the BM25 vectors of %d memories at %s (%s -> %s)", count, self.path,
+                        stored, signature())
+            self._record_sparse()
+
+    def reindex_sparse(self) -> int:
+        """Recompute every point's BM25 vector from its stored text; dense vectors and payloads stay.
+
+        Used on open when the store's BM25 analysis differs from this remem's (see :mod:`remem.stores.bm25`);
+        no embedding model is involved. Returns the number of points re-indexed (live and deleted).
+        """
+        q = self._q
+        count = 0
+        with self._write:
+            shard = self._open()
+            offset: Any = None
+            while True:
+                points, offset = shard.scroll(
+                    q.ScrollRequest(offset=offset, limit=1000, with_payload=True, with_vector=False)
+                )
+                if points:
+                    vectors = []
+                    for p in points:
+                        indices, values = sparse_document(str((p.payload or {}).get("text", "")))
+                        vectors.append(q.PointVectors(
+                            id=p.id, vector={SPARSE: q.SparseVector(indices=indices, values=values)}
+                        ))
+                    shard.update(q.UpdateOperation.update_vectors(vectors))
+                    count += len(points)
+                if offset is None:
+                    break
+            shard.flush()
+        return count
 
     def _check_dimensions(self, shard_dir: Path) -> None:
         config = json.loads((shard_dir / "edge_config.json").read_text())

@@ -9,6 +9,7 @@ collection's IDF modifier, so both backends rank identically.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -27,14 +28,17 @@ from .base import (
     from_payload,
     iso,
     page_by_time,
-    sparse_document,
-    sparse_query,
     to_payload,
     top_k,
 )
+from .bm25 import LEGACY_SIGNATURE, signature, sparse_document, sparse_query
+
+log = logging.getLogger("remem.store")
 
 DENSE = "dense"
 SPARSE = "bm25"
+#: Collection metadata key: which BM25 analysis built the sparse vectors (needs Qdrant >= 1.16 on a server).
+SPARSE_META = "remem_bm25"
 
 
 class QdrantStore:
@@ -82,11 +86,18 @@ class QdrantStore:
                     stored=size,
                     embedder=self.dimensions,
                 )
+            stored = (info.config.metadata or {}).get(SPARSE_META, LEGACY_SIGNATURE)
+            if stored != signature():
+                count = self.reindex_sparse()
+                log.warning("re-indexed the BM25 vectors of %d memories in %r (%s -> %s)", count,
+                            self.collection, stored, signature())
+                self._client.update_collection(self.collection, metadata={SPARSE_META: signature()})
             return
         self._client.create_collection(
             self.collection,
             vectors_config={DENSE: m.VectorParams(size=self.dimensions, distance=m.Distance.COSINE)},
             sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            metadata={SPARSE_META: signature()},
         )
         with warnings.catch_warnings():  # local mode warns that payload indexes are no-ops there
             warnings.simplefilter("ignore")
@@ -103,6 +114,33 @@ class QdrantStore:
                 else:
                     raise AssertionError(kind)
                 self._client.create_payload_index(self.collection, field, field_schema=schema)
+
+    def reindex_sparse(self) -> int:
+        """Recompute every point's BM25 vector from its stored text; dense vectors and payloads stay.
+
+        Used on open when the collection's recorded BM25 analysis (collection metadata) differs from this
+        remem's (see :mod:`remem.stores.bm25`); the record is updated only afterwards, so an interrupted
+        re-index runs again on the next open. Returns the number of points re-indexed (live and deleted).
+        """
+        m = self._m
+        count = 0
+        offset: Any = None
+        while True:
+            points, offset = self._client.scroll(
+                self.collection, offset=offset, limit=1000, with_payload=["text"], with_vectors=False
+            )
+            if points:
+                vectors = []
+                for p in points:
+                    indices, values = sparse_document(str((p.payload or {}).get("text", "")))
+                    vectors.append(m.PointVectors(
+                        id=p.id, vector={SPARSE: m.SparseVector(indices=indices, values=values)}
+                    ))
+                self._client.update_vectors(self.collection, points=vectors, wait=True)
+                count += len(points)
+            if offset is None:
+                break
+        return count
 
     def _filter(self, flt: MemoryFilter) -> Any:
         m = self._m
