@@ -436,8 +436,11 @@ class Memory:
         until: datetime | None = None,
         deleted: bool | None = False,
         order: Literal["asc", "desc"] = "desc",
+        session_id: str | None = None,
     ) -> Page:
-        """A page of a user's memories, newest first by default (``deleted=True``: the trash; None: all)."""
+        """A page of a user's memories, newest first by default (``deleted=True``: the trash; None: all).
+
+        ``session_id`` keeps only the memories of that conversation (chat histories built on episodes)."""
         user_id = check_user_id(user_id)
         check_limit(limit)
         if not isinstance(offset, int) or offset < 0:
@@ -446,6 +449,7 @@ class Memory:
         flt = MemoryFilter(
             user_id=user_id, categories=check_categories(categories) or None, kinds=check_kinds(kinds),
             since=as_utc(since) if since else None, until=as_utc(until) if until else None, deleted=deleted,
+            session_id=session_id,
         )
         total = self.store.count(flt)
         items = self.store.scroll(flt, offset=offset, limit=limit, order=order)
