@@ -16,7 +16,7 @@ distils facts from them; its own episode copies are exact duplicates of the turn
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,16 +82,18 @@ class Transcript:
         if not turns:
             return AddResult()
         now = utcnow()
+        # Turns without a time of their own get now + i µs: time order (list, since/until) is arrival order too.
+        times = [t.timestamp or now + timedelta(microseconds=i) for i, t in enumerate(turns)]
         records = [
             MemoryRecord(user_id=self.user_id, text=t.text, kind="episode", role=t.role, speaker=t.speaker,
-                         session_id=self.session_id, observed_at=t.timestamp or now,
+                         session_id=self.session_id, observed_at=when,
                          source_ids=[t.id] if t.id else [], metadata={self.source: t.payload})
-            for t in turns
+            for t, when in zip(turns, times, strict=True)
         ]
         result = self.memory.add_records(records, actor=self.source, dedupe=False)
         if self.infer:
-            messages = [Message(role=t.role, content=t.text, name=t.speaker, id=t.id, timestamp=t.timestamp or now)
-                        for t in turns]
+            messages = [Message(role=t.role, content=t.text, name=t.speaker, id=t.id, timestamp=when)
+                        for t, when in zip(turns, times, strict=True)]
             inferred = self.memory.add(messages, user_id=self.user_id, session_id=self.session_id, infer=True,
                                        actor=self.source)
             result = AddResult(events=[*result.events, *inferred.events], usage=inferred.usage)

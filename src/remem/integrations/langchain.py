@@ -31,7 +31,7 @@ from langchain_core.messages import (
     messages_from_dict,
 )
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..memory.core import Memory
 from ..validation import check_categories, check_user_id
@@ -58,10 +58,9 @@ class _UserBoundTool(BaseTool):
     memory: Memory = Field(exclude=True)
     user_id: str
 
-    @field_validator("user_id")
-    @classmethod
-    def _valid_user(cls, v: str) -> str:
-        return check_user_id(v)
+    def __init__(self, **data: Any) -> None:
+        check_user_id(data.get("user_id"))  # remem's InvalidUserIdError, before pydantic wraps it
+        super().__init__(**data)
 
 
 class SearchMemoryTool(_UserBoundTool):

@@ -15,9 +15,11 @@ How a namespace maps onto remem
   ``langgraph``, ``langgraph/memories`` and ``langgraph/memories/work`` (lower-cased like every remem
   category; a path longer than 64 characters is replaced by ``langgraph#<sha256 prefix>``), so a prefix search is
   one category filter in the store. The exact namespace is kept in the memory's metadata and checked again.
-* An **item** is one ``fact`` memory. Its text is what LangGraph would embed: the value's ``index`` fields
-  (``index={"fields": [...]}`` on the store, or ``put(..., index=[...])``; default ``"$"``, the whole value as
-  JSON), cut to ``REMEM_MAX_TEXT_CHARS``. The value itself, the namespace and the key are stored under
+* An **item** is one ``fact`` memory. Its text is what remem embeds and BM25 indexes: by default every string in
+  the value, one per line (``{"text": "Alice is vegan"}`` is the memory "Alice is vegan"); with LangGraph's
+  ``index`` fields (``index={"fields": [...]}`` on the store, or ``put(..., index=[...])``; ``"$"`` is the whole
+  value as JSON) the text at those paths. A value with no text there is stored as its JSON and found by
+  ``filter`` only. The text is cut to ``REMEM_MAX_TEXT_CHARS``. The value itself, the namespace and the key are stored under
   ``metadata["langgraph"]``. Its id is ``uuid5(namespace, key)``, so ``get`` is one lookup.
 * ``delete`` is remem's soft delete (restorable, in history). A key put again after a delete becomes a new
   memory (``uuid5`` of namespace, key and a counter), so a key deleted ``n`` times costs ``n + 1`` lookups.
@@ -87,7 +89,7 @@ class RememStore(BaseStore):
         if extra:
             raise ConfigurationError(f"RememStore index config takes only 'fields' (remem embeds with its own "
                                      f"embedder: choose it with Memory(embedder=...)); got {sorted(extra)}")
-        self.fields: list[str] = list(config.get("fields") or ["$"])
+        self.fields: list[str] | None = list(config["fields"]) if config.get("fields") else None
 
     # -- BaseStore ----------------------------------------------------------------------------------------
     def batch(self, ops: Iterable[Op]) -> list[Result]:
@@ -153,7 +155,10 @@ class RememStore(BaseStore):
     def _text(self, value: Mapping[str, Any], index: list[str] | None) -> tuple[str, bool]:
         """The text remem embeds for a value and whether the value had anything at its index fields."""
         texts: list[str] = []
-        for path in index if index is not None else self.fields:
+        paths = index if index is not None else self.fields
+        if paths is None:
+            texts = [t for t in _strings(value) if t.strip()]
+        for path in paths or []:
             texts.extend(t for t in get_text_at_path(dict(value), path) if t.strip())
         indexed = bool(texts)
         text = "\n".join(texts) if indexed else json.dumps(dict(value), sort_keys=True, ensure_ascii=False)
@@ -267,6 +272,18 @@ def _check_labels(namespace: tuple[str, ...]) -> None:
         if not isinstance(label, str) or not label or "." in label or "\x00" in label:
             raise InvalidNamespaceError(
                 f"invalid namespace label {label!r} in {namespace}: labels are non-empty strings without '.'")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON value, depth first in key order (the default text of an item)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
 
 
 def _item(record: MemoryRecord, score: float | None = None) -> SearchItem:

@@ -26,7 +26,7 @@ from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.memory.memory import BaseMemoryBlock
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
 from ..memory.core import Memory
 from ..models import SearchHit
@@ -52,10 +52,9 @@ class RememMemoryBlock(BaseMemoryBlock[str]):
     limit: int = Field(default=5, ge=1, le=100, description="Most memories to put into the context.")
     max_tokens: int = Field(default=500, ge=1, description="Rough token budget of the block's text.")
 
-    @field_validator("user_id")
-    @classmethod
-    def _valid_user(cls, v: str) -> str:
-        return check_user_id(v)
+    def __init__(self, **data: Any) -> None:
+        check_user_id(data.get("user_id"))  # remem's InvalidUserIdError, before pydantic wraps it
+        super().__init__(**data)
 
     async def _aget(self, messages: list[ChatMessage] | None = None, **block_kwargs: Any) -> str:
         query = next((m.content for m in reversed(messages or []) if m.role == MessageRole.USER and m.content), None)
