@@ -41,14 +41,14 @@ def import_export(memory: Memory, path: str | Path, source: Source, *, user_id: 
     file = Path(path)
     if source not in SOURCES:
         raise ValidationError(f"unknown import format {source!r} (use {', '.join(SOURCES)})")
+    if source != "mem0" and user_id is None:
+        raise ValidationError(f"a {source} export holds one person's conversations: say whose (user_id / --user)")
     max_chars = memory.settings.max_text_chars
     data = read_json(file)
     summary = ImportSummary(source=source, path=str(file))
     if source == "mem0":
         parsed = mem0.parse(file, data, user_id=user_id, max_chars=max_chars)
         return write(memory, parsed, summary, dedupe=True, progress=progress)
-    if user_id is None:
-        raise ValidationError(f"a {source} export holds one person's conversations: say whose (user_id / --user)")
     owner = check_user_id(user_id)
     module = chatgpt if source == "chatgpt" else claude
     parsed = module.parse(file, data, user_id=owner, max_chars=max_chars)

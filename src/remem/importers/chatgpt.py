@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..models import MemoryRecord
-from .base import Parsed, Skipped, from_timestamp, record_id, validate_list
+from .base import Parsed, Skipped, from_timestamp, json_path, record_id, validate_list
 
 SOURCE = "chatgpt"
 WHAT = "ChatGPT conversations.json export"
@@ -96,7 +96,7 @@ def parse(path: Path, data: Any, *, user_id: str, max_chars: int) -> Parsed:
             msg = conv.mapping[node_key].message
             if msg is None:
                 continue
-            where = f'$[{c_index}].mapping["{node_key}"].message'
+            where = json_path((c_index, "mapping", node_key, "message"))
             text, reason = _text(msg)
             if reason is None and msg.id in seen:
                 reason = "duplicate message id"

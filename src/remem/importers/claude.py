@@ -83,7 +83,7 @@ def parse(path: Path, data: Any, *, user_id: str, max_chars: int) -> Parsed:
                 continue
             seen.add(msg.uuid)
             meta: dict[str, Any] = {"source": SOURCE, "conversation_title": conv.name}
-            names = [f.file_name for f in [*msg.attachments, *msg.files] if f.file_name]
+            names = list(dict.fromkeys(f.file_name for f in [*msg.attachments, *msg.files] if f.file_name))
             if names:
                 meta["files"] = names
             out.records.append(MemoryRecord(
