@@ -62,7 +62,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys: pytest.CaptureF
                                                          args: list[str], message: str) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("[}")
-    code, out, err = run(capsys, "import", str(bad), *args)
+    code, _, err = run(capsys, "import", str(bad), *args)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
     with Memory() as memory:
