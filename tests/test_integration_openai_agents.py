@@ -71,8 +71,9 @@ def test_session_replays_messages_into_the_next_run(fake_memory: Memory) -> None
     assert items[1]["id"] == "msg-1" and items[1]["type"] == "message"  # the SDK's own item, unchanged
     assert [_text(i) for i in asyncio.run(session.get_items(limit=2))] == ["Where do I live?", "Lisbon"]
     episodes = fake_memory.list(user_id="alice", session_id="chat-1", order="asc").items
-    assert [(r.role, r.seq, r.source_ids) for r in episodes] == [
-        ("user", 0, []), ("assistant", 1, ["msg-1"]), ("user", 2, []), ("assistant", 3, ["msg-2"])]
+    assert [(r.role, r.seq) for r in episodes] == [("user", 0), ("assistant", 1), ("user", 2), ("assistant", 3)]
+    assert [r.source_ids for r in episodes][1::2] == [["msg-1"], ["msg-2"]]
+    assert all(len(r.source_ids) == 1 and r.source_ids[0].startswith("m-") for r in episodes[0::2])
     assert asyncio.run(RememSession(fake_memory, user_id="bob", session_id="chat-1").get_items()) == []
 
 
@@ -110,3 +111,22 @@ def test_bad_user_and_infer_without_lm(fake_memory: Memory) -> None:
 def _text(item: Any) -> str:
     content = item["content"]
     return content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+
+
+def test_session_with_infer_distils_facts_that_cite_the_turn(fake_memory: Memory) -> None:
+    from remem.pipeline import Pipeline, ScriptedLM, react_script
+
+    lm = ScriptedLM({
+        "MemoryExtract": [{"facts": [{"text": "Alice loves coffee", "categories": ["preferences"],
+                                      "source_ids": ["u1"], "date": None}]}],
+        "UpdateMemory": react_script(("add_memory", {"text": "Alice loves coffee", "categories": ["preferences"]}),
+                                     outputs={"summary": "ADD"}),
+    })
+    Pipeline(fake_memory, lm)
+    session = RememSession(fake_memory, user_id="alice", session_id="s", infer=True)
+    asyncio.run(session.add_items([{"role": "user", "content": "I love coffee", "id": "u1"}]))
+    (fact,) = fake_memory.list(user_id="alice", kinds=["fact"]).items
+    assert (fact.text, fact.source_ids) == ("Alice loves coffee", ["u1"])
+    (episode,) = fake_memory.list(user_id="alice", kinds=["episode"]).items  # the pipeline's copy was a NOOP
+    assert (episode.text, episode.source_ids, episode.session_id) == ("I love coffee", ["u1"], "s")
+    assert asyncio.run(session.get_items()) == [{"role": "user", "content": "I love coffee", "id": "u1"}]

@@ -1,7 +1,7 @@
 """A conversation kept as ``episode`` memories: the store behind every framework's chat history/session.
 
 One :class:`Transcript` is one (user, session) pair. Each turn is one episode with ``session_id``, ``role``,
-the turn's own id as ``source_ids`` and, under ``metadata[source]``, the framework's own serialised message,
+the turn's own id as ``source_ids`` (``m-<12 hex>`` when it has none, as the LLM pipeline does) and, under ``metadata[source]``, the framework's own serialised message,
 so a history gives back exactly what was put in. Turns are written with ``dedupe=False``: a user who says
 "yes" twice said it twice, and a chat history must replay both. Order is the session's turn number
 (``seq``, assigned by :meth:`remem.Memory.add_records` in arrival order).
@@ -15,6 +15,7 @@ distils facts from them; its own episode copies are exact duplicates of the turn
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -84,6 +85,8 @@ class Transcript:
         now = utcnow()
         # Turns without a time of their own get now + i µs: time order (list, since/until) is arrival order too.
         times = [t.timestamp or now + timedelta(microseconds=i) for i, t in enumerate(turns)]
+        # ... and without an id one like the pipeline gives, so facts distilled from them can cite them.
+        turns = [t if t.id else t.model_copy(update={"id": f"m-{uuid.uuid4().hex[:12]}"}) for t in turns]
         records = [
             MemoryRecord(user_id=self.user_id, text=t.text, kind="episode", role=t.role, speaker=t.speaker,
                          session_id=self.session_id, observed_at=when,
