@@ -23,7 +23,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.store.base import GetOp, InvalidNamespaceError, Item, PutOp, SearchOp
 
-from remem import ConfigurationError, InvalidUserIdError, Memory
+from remem import AsyncMemory, ConfigurationError, InvalidUserIdError, Memory
 from remem.integrations.langgraph import RememStore
 
 
@@ -171,7 +171,9 @@ def test_batch_runs_in_order(store: RememStore) -> None:
     assert results[6] is None
 
 
-def test_async_api(store: RememStore) -> None:
+def test_async_api(fake_memory: Memory) -> None:
+    store = RememStore(AsyncMemory(sync=fake_memory))  # an AsyncMemory works as well as a Memory
+
     async def scenario() -> tuple[Any, ...]:
         ns = ("alice", "async")
         await store.aput(ns, "k", {"text": "async tea"})

@@ -19,14 +19,15 @@ How a namespace maps onto remem
   the value, one per line (``{"text": "Alice is vegan"}`` is the memory "Alice is vegan"); with LangGraph's
   ``index`` fields (``index={"fields": [...]}`` on the store, or ``put(..., index=[...])``; ``"$"`` is the whole
   value as JSON) the text at those paths. A value with no text there is stored as its JSON and found by
-  ``filter`` only. The text is cut to ``REMEM_MAX_TEXT_CHARS``. The value itself, the namespace and the key are stored under
-  ``metadata["langgraph"]``. Its id is ``uuid5(namespace, key)``, so ``get`` is one lookup.
+  ``filter`` only. The text is cut to ``REMEM_MAX_TEXT_CHARS``. The value itself, the namespace and the key
+  are stored under ``metadata["langgraph"]``. Its id is ``uuid5(namespace, key)``, so ``get`` is one lookup.
 * ``delete`` is remem's soft delete (restorable, in history). A key put again after a delete becomes a new
   memory (``uuid5`` of namespace, key and a counter), so a key deleted ``n`` times costs ``n + 1`` lookups.
 * ``search(query=...)`` is remem's hybrid search (dense + BM25, RRF) over the prefix's category; items put with
   ``index=False`` (or whose index fields are absent) are found by ``filter`` only. ``SearchItem.score`` is the
-  fused score. Without a query, items come newest first. ``filter`` matches values like LangGraph's own stores
-  (exact values, nested objects, ``$eq $ne $gt $gte $lt $lte``), applied after the store's category filter.
+  fused score; a query search with a ``filter`` looks at the best 1,000 candidates at most. Without a query,
+  items come newest first. ``filter`` matches values like LangGraph's own stores (exact values, nested objects,
+  ``$eq $ne $gt $gte $lt $lte``), applied after the store's category filter.
 * TTLs are not supported (``supports_ttl = False``): LangGraph refuses ``ttl=`` before calling the store.
 """
 
