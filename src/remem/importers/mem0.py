@@ -89,7 +89,7 @@ def parse(path: Path, data: Any, *, user_id: str | None, max_chars: int) -> Pars
         created = item.created_at or utcnow()
         out.records.append(MemoryRecord(
             id=record_id(owner, SOURCE, item.id), user_id=owner, text=text, kind="fact", categories=categories,
-            created_at=created, updated_at=item.updated_at or created, source_ids=[item.id], session_id=item.run_id,
-            metadata=metadata))
+            created_at=created, updated_at=item.updated_at or created, source_ids=[item.id],
+            session_id=item.run_id, metadata=metadata))
         out.where.append(where)
     return out

@@ -1,10 +1,11 @@
 """A conversation kept as ``episode`` memories: the store behind every framework's chat history/session.
 
 One :class:`Transcript` is one (user, session) pair. Each turn is one episode with ``session_id``, ``role``,
-the turn's own id as ``source_ids`` (``m-<12 hex>`` when it has none, as the LLM pipeline does) and, under ``metadata[source]``, the framework's own serialised message,
-so a history gives back exactly what was put in. Turns are written with ``dedupe=False``: a user who says
-"yes" twice said it twice, and a chat history must replay both. Order is the session's turn number
-(``seq``, assigned by :meth:`remem.Memory.add_records` in arrival order).
+the turn's own id as ``source_ids`` (``m-<12 hex>`` when it has none, as the LLM pipeline does) and, under
+``metadata[source]``, the framework's own serialised message, so a history gives back exactly what was put in.
+Turns are written with ``dedupe=False``: a user who says "yes" twice said it twice, and a chat history must
+replay both. Order is the session's turn number (``seq``, assigned by :meth:`remem.Memory.add_records` in
+arrival order); turns without a time get the time of the call plus one microsecond per turn.
 
 Removing turns (``pop``, ``clear``) is a soft delete: the turns leave the history and search but stay
 restorable and in the memory's history until :meth:`remem.Memory.forget_user`.
@@ -56,7 +57,8 @@ class Transcript:
         self.session_id = session_id
         self.source = source
         if infer and memory.pipeline is None:
-            raise ConfigurationError("infer=True needs a Memory with a language model (Memory(lm=...) or REMEM_LM)")
+            raise ConfigurationError("infer=True needs a Memory with a language model "
+                                     "(Memory(lm=...) or REMEM_LM)")
         self.infer = infer
 
     def records(self, limit: int | None = None) -> list[MemoryRecord]:
@@ -107,7 +109,8 @@ class Transcript:
         turns = self.records(limit=1)
         if not turns:
             return None
-        return self.memory.delete(turns[0].id, user_id=self.user_id, actor=self.source, reason="removed from session")
+        return self.memory.delete(turns[0].id, user_id=self.user_id, actor=self.source,
+                                  reason="removed from session")
 
     def clear(self) -> int:
         """Soft-delete every turn of the session; returns how many."""

@@ -179,7 +179,8 @@ class RememStore(BaseStore):
         generation, live = self._find(op.namespace, op.key)
         if op.value is None:
             if live is not None:
-                self.memory.delete(live.id, user_id=user, actor=SOURCE, reason="deleted through the LangGraph store")
+                self.memory.delete(live.id, user_id=user, actor=SOURCE,
+                                   reason="deleted through the LangGraph store")
             return
         if not isinstance(op.value, Mapping):
             raise ValidationError(f"a LangGraph store value must be a mapping, got {type(op.value).__name__}")

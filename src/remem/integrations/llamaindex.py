@@ -57,7 +57,8 @@ class RememMemoryBlock(BaseMemoryBlock[str]):
         super().__init__(**data)
 
     async def _aget(self, messages: list[ChatMessage] | None = None, **block_kwargs: Any) -> str:
-        query = next((m.content for m in reversed(messages or []) if m.role == MessageRole.USER and m.content), None)
+        query = next((m.content for m in reversed(messages or []) if m.role == MessageRole.USER and m.content),
+                     None)
         if not query or not query.strip():
             return ""
         return await asyncio.to_thread(self.context, query)

@@ -57,5 +57,6 @@ async def save_memory(ctx: RunContext[RememDeps], text: str) -> str:
     return render_saved(await asyncio.to_thread(deps.memory.add, text, user_id=deps.user_id, actor=SOURCE))
 
 
-#: ``search_memory`` and ``save_memory`` as one toolset: ``Agent(..., deps_type=RememDeps, toolsets=[memory_toolset])``.
+#: ``search_memory`` and ``save_memory`` as one toolset:
+#: ``Agent(..., deps_type=RememDeps, toolsets=[memory_toolset])``.
 memory_toolset: FunctionToolset[RememDeps] = FunctionToolset([search_memory, save_memory], id="remem-memory")
