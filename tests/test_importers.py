@@ -214,3 +214,18 @@ def test_long_messages_are_skipped_with_the_reason(tmp_path: Path, monkeypatch: 
         summary = import_export(memory, CLAUDE, "claude", user_id="alice")
     assert summary.imported == 0
     assert summary.skipped_by_reason == {"longer than 20 characters (REMEM_MAX_TEXT_CHARS)": 4, "no text": 1}
+
+
+def test_the_export_zip_is_read_directly(fake_memory: Memory, tmp_path: Path) -> None:
+    import zipfile
+
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("user.json", "{}")
+        z.writestr("conversations.json", CLAUDE.read_text())
+    assert import_export(fake_memory, archive, "claude", user_id="alice").imported == 4
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w") as z:
+        z.writestr("user.json", "{}")
+    with pytest.raises(ImportFormatError, match="the archive has no conversations.json"):
+        import_export(fake_memory, empty, "chatgpt", user_id="alice")

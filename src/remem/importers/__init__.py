@@ -1,7 +1,7 @@
 """Bring memories from elsewhere: chat exports and other memory systems -> remem memories.
 
 ``import_export(memory, path, "chatgpt", user_id="alice")`` (CLI: ``remem import FILE --from chatgpt --user
-alice``) reads the whole file, validates it (an error names its line and column, or its JSON path, and nothing is
+alice``; FILE may be the export's zip, whose ``conversations.json`` is read) reads the whole file, validates it (an error names its line and column, or its JSON path, and nothing is
 written), then stores it and returns an :class:`ImportSummary` (what was imported, what was skipped and why).
 Formats, one module each (the format version followed is in each module's docstring):
 
@@ -44,7 +44,7 @@ def import_export(memory: Memory, path: str | Path, source: Source, *, user_id: 
     if source != "mem0" and user_id is None:
         raise ValidationError(f"a {source} export holds one person's conversations: say whose (user_id / --user)")
     max_chars = memory.settings.max_text_chars
-    data = read_json(file)
+    data = read_json(file, zip_member=None if source == "mem0" else "conversations.json")
     summary = ImportSummary(source=source, path=str(file))
     if source == "mem0":
         parsed = mem0.parse(file, data, user_id=user_id, max_chars=max_chars)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -74,12 +75,22 @@ class Parsed(BaseModel):
     conversations: int = 0
 
 
-def read_json(path: Path) -> Any:
-    """The file's JSON value; ``ImportFormatError`` with the line and column of a syntax or encoding error."""
+def read_json(path: Path, *, zip_member: str | None = None) -> Any:
+    """The file's JSON value; ``ImportFormatError`` with the line and column of a syntax or encoding error.
+
+    A zip archive (the data exports come as one) is read at ``zip_member`` (e.g. ``conversations.json``).
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ImportFormatError(f"cannot read {path}: {exc.strerror}", path=str(path)) from None
+    if zip_member is not None and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n == zip_member or n.endswith("/" + zip_member)]
+            if not names:
+                raise ImportFormatError(f"{path}: the archive has no {zip_member}", path=str(path))
+            raw = archive.read(names[0])
+        path = Path(f"{path}:{names[0]}")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
