@@ -38,10 +38,18 @@ def get_record(store: VectorStore, memory_id_: str, user_id: str, *, include_del
     return found[0]
 
 
+def check_session_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise ValidationError(f"session_id must be a string of 1-256 characters, got {value!r:.80}")
+    return value
+
+
 def list_page(
     store: VectorStore, *, user_id: str, offset: int = 0, limit: int = 50, categories: Sequence[str] | None = None,
     kinds: Sequence[MemoryKind] | None = None, since: datetime | None = None, until: datetime | None = None,
-    deleted: bool | None = False, order: Literal["asc", "desc"] = "desc",
+    deleted: bool | None = False, order: Literal["asc", "desc"] = "desc", session_id: str | None = None,
 ) -> Page:
     """A page of a user's memories, newest first by default (``deleted=True``: the trash; None: all)."""
     user_id = check_user_id(user_id)
@@ -56,6 +64,7 @@ def list_page(
     flt = MemoryFilter(
         user_id=user_id, categories=check_categories(categories) or None, kinds=check_kinds(kinds),
         since=as_utc(since) if since else None, until=as_utc(until) if until else None, deleted=deleted,
+        session_id=check_session_id(session_id),
     )
     total = store.count(flt)
     items = store.scroll(flt, offset=offset, limit=limit, order=order)

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import render
 from ..errors import ValidationError
+from ..importers import SOURCES, import_export
 from ..memory.core import Memory, SearchMode
 from ..models import AddResult, EventType, MemoryKind
 from ..retrieval.search import TimeMode
@@ -276,15 +277,42 @@ def export_(
 
 @app.command("import")
 def import_(
-    path: Annotated[Path, typer.Argument(help="A JSONL file written by `remem export`.")],
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace memories whose id exists.")] = False,
+    path: Annotated[Path, typer.Argument(help="A `remem export` JSONL file, or an export of --from.")],
+    source: Annotated[str, typer.Option("--from", help="remem (default), chatgpt or claude (conversations.json "
+                                        "of their data export), mem0 (a get_all JSON dump).")] = "remem",
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Whose chat export it is (chatgpt, claude); "
+                                             "for mem0, the user of memories without a user_id.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="remem files: replace memories whose id exists.")]
+    = False,
     home: Home = None,
+    as_json: AsJson = False,
 ) -> None:
-    """Load an export file; it is validated first, so a bad line means nothing is written."""
+    """Load an export file; it is validated first, so a bad file means nothing is written."""
+    if source == "remem":
+        if user is not None:
+            raise ValidationError("--user applies to --from chatgpt, claude or mem0 (a remem export names its users)")
+        with open_memory(home) as memory, progress_bar(f"importing {path.name}") as update:
+            counts = memory.import_(path, overwrite=overwrite, progress=update)
+        console.print(f"imported {counts['memories']} memories and {counts['events']} history events"
+                      f" ({counts['skipped']} already present, skipped)", highlight=False)
+        return
+    if source not in SOURCES:
+        raise ValidationError(f"--from: unknown format {source!r} (use remem, {', '.join(SOURCES)})")
+    if overwrite:
+        raise ValidationError("--overwrite applies to remem export files only")
     with open_memory(home) as memory, progress_bar(f"importing {path.name}") as update:
-        counts = memory.import_(path, overwrite=overwrite, progress=update)
-    console.print(f"imported {counts['memories']} memories and {counts['events']} history events"
-                  f" ({counts['skipped']} already present, skipped)", highlight=False)
+        summary = import_export(memory, path, source, user_id=user, progress=update)
+    if as_json:
+        emit_json(summary)
+        return
+    what = "messages" if source != "mem0" else "memories"
+    where = f" from {summary.conversations} conversations" if source != "mem0" else ""
+    console.print(f"imported {summary.imported} {what}{where} for {', '.join(summary.users) or 'nobody'}"
+                  f" ({source})", highlight=False)
+    if summary.skipped:
+        console.print(f"skipped {len(summary.skipped)}:", highlight=False)
+        for reason, count in summary.skipped_by_reason.items():
+            console.print(f"  {count:>6}  {reason}", highlight=False)
 
 
 # -- reads ---------------------------------------------------------------------------------------------------

@@ -263,10 +263,13 @@ class Memory:
         until: datetime | None = None,
         deleted: bool | None = False,
         order: Literal["asc", "desc"] = "desc",
+        session_id: str | None = None,
     ) -> Page:
-        """A page of a user's memories, newest first by default (``deleted=True``: the trash; None: all)."""
+        """A page of a user's memories, newest first by default (``deleted=True``: the trash; None: all).
+
+        ``session_id`` keeps only the memories of that conversation (chat histories built on episodes)."""
         return list_page(self.store, user_id=user_id, offset=offset, limit=limit, categories=categories,
-                         kinds=kinds, since=since, until=until, deleted=deleted, order=order)
+                         kinds=kinds, since=since, until=until, deleted=deleted, order=order, session_id=session_id)
 
     def search(
         self,

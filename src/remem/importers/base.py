@@ -1,0 +1,175 @@
+"""What every importer shares: reading the file with error positions, the summary, ids, and the write.
+
+An importer (``chatgpt``, ``claude``, ``mem0``) turns a parsed JSON document into a :class:`Parsed`: the
+records to store plus the items it left out and why. It validates the whole document first (pydantic models of
+the format; any error names its JSON path, e.g. ``$[3].mapping["a1"].message.author.role``) and raises
+:class:`~remem.errors.ImportFormatError` before anything is written.
+
+:func:`write` then stores the records through :meth:`remem.Memory.add_records`:
+
+* **Ids are deterministic** (``uuid5`` of user, format, conversation and message id), so running the same
+  import again finds every record already there and skips it ("already imported"), per user: the same file
+  imported for two users gives each their own copy.
+* Chat messages are episodes written with ``dedupe=False`` (a conversation keeps every "thanks"); Mem0 memories
+  are facts written with remem's exact-duplicate check (a text the user already has is a NOOP, reported as
+  "same text as an existing memory").
+* ``add_records`` commits in batches of 256; each batch is atomic (history events and store points together).
+  If a write fails midway (disk full, store error) the batches before it stay, and the error propagates;
+  running the same import again skips what was written and writes the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field, TypeAdapter, computed_field
+from pydantic import ValidationError as PydanticValidationError
+
+from ..errors import ImportFormatError, NotFoundError
+from ..memory.core import Memory
+from ..models import EventType, MemoryRecord
+
+Progress = Callable[[int, int], None]
+M = TypeVar("M", bound=BaseModel)
+#: uuid5 namespace of imported memory ids (fixed: re-imports must find the same ids).
+IMPORT_NAMESPACE = uuid.UUID("0b7c2d4e-9a51-5f63-8e1d-2c4b6a8f0e13")
+
+
+class Skipped(BaseModel):
+    """One item of the file that was not stored: where it is (JSON path) and why."""
+
+    where: str
+    reason: str
+
+
+class ImportSummary(BaseModel):
+    """What an import did. ``imported`` counts memories written; every other item is in ``skipped``."""
+
+    source: str
+    path: str
+    users: list[str] = Field(default_factory=list)
+    conversations: int = 0
+    imported: int = 0
+    skipped: list[Skipped] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        """Reason -> count, most frequent first."""
+        return dict(Counter(s.reason for s in self.skipped).most_common())
+
+
+class Parsed(BaseModel):
+    """An importer's output: records to write (with the JSON path of each) and what it left out."""
+
+    records: list[MemoryRecord] = Field(default_factory=list)
+    where: list[str] = Field(default_factory=list)
+    skipped: list[Skipped] = Field(default_factory=list)
+    conversations: int = 0
+
+
+def read_json(path: Path, *, zip_member: str | None = None) -> Any:
+    """The file's JSON value; ``ImportFormatError`` with the line and column of a syntax or encoding error.
+
+    A zip archive (the data exports come as one) is read at ``zip_member`` (e.g. ``conversations.json``).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ImportFormatError(f"cannot read {path}: {exc.strerror}", path=str(path)) from None
+    if zip_member is not None and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n == zip_member or n.endswith("/" + zip_member)]
+            if not names:
+                raise ImportFormatError(f"{path}: the archive has no {zip_member}", path=str(path))
+            raw = archive.read(names[0])
+        path = Path(f"{path}:{names[0]}")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ImportFormatError(f"{path}:{line}: not valid UTF-8", path=str(path), line=line) from None
+    if not text.strip():
+        raise ImportFormatError(f"{path} is empty", path=str(path))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportFormatError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})", path=str(path),
+                                line=exc.lineno, column=exc.colno) from None
+
+
+def json_path(loc: Sequence[int | str]) -> str:
+    """A pydantic error location as a JSON path: ``(3, "mapping", "a1")`` -> ``$[3].mapping["a1"]``."""
+    out = "$"
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.isidentifier():
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(part)}]"
+    return out
+
+
+def validate_list(path: Path, data: Any, model: type[M], what: str, prefix: Sequence[int | str] = ()) -> list[M]:
+    """``data`` as a list of ``model``; else ``ImportFormatError`` naming the JSON path of the first error."""
+    if not isinstance(data, list):
+        where = json_path(prefix)
+        raise ImportFormatError(f"{path}: {where}: expected a list, got {type(data).__name__} — not a {what}",
+                                path=str(path), position=where)
+    try:
+        return TypeAdapter(list[model]).validate_python(data)  # type: ignore[valid-type]
+    except PydanticValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        where = json_path([*prefix, *first["loc"]])
+        more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+        raise ImportFormatError(f"{path}: {where}: {first['msg']} — not a {what}{more}", path=str(path),
+                                position=where) from None
+
+
+def fail(path: Path, loc: Sequence[int | str], message: str) -> ImportFormatError:
+    """An ``ImportFormatError`` for a rule pydantic does not check (a user id, a category)."""
+    where = json_path(loc)
+    return ImportFormatError(f"{path}: {where}: {message}", path=str(path), position=where)
+
+
+def record_id(user_id: str, source: str, *parts: str) -> str:
+    """The deterministic id of an imported memory (same user, format and ids -> same memory id)."""
+    return str(uuid.uuid5(IMPORT_NAMESPACE, json.dumps([user_id, source, *parts])))
+
+
+def from_timestamp(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def write(memory: Memory, parsed: Parsed, summary: ImportSummary, *, dedupe: bool,
+          progress: Progress | None = None) -> ImportSummary:
+    """Store the parsed records (skipping those a previous run stored) and fill in the summary."""
+    todo: list[MemoryRecord] = []
+    todo_where: list[str] = []
+    for record, where in zip(parsed.records, parsed.where, strict=True):
+        try:
+            memory.get(record.id, user_id=record.user_id, include_deleted=True)
+        except NotFoundError:
+            todo.append(record)
+            todo_where.append(where)
+            continue
+        summary.skipped.append(Skipped(where=where, reason="already imported"))
+    result = memory.add_records(todo, actor=f"import:{summary.source}", dedupe=dedupe, progress=progress)
+    for event, where in zip(result.events, todo_where, strict=True):
+        if event.event is EventType.ADD:
+            summary.imported += 1
+        else:
+            summary.skipped.append(Skipped(where=where, reason="same text as an existing memory"))
+    summary.skipped = [*parsed.skipped, *summary.skipped]
+    summary.users = sorted({r.user_id for r in parsed.records})
+    summary.conversations = parsed.conversations
+    return summary
