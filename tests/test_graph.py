@@ -217,3 +217,67 @@ def test_concurrent_adds_of_one_user_make_one_node_per_name(gm: Memory) -> None:
     assert len(ids) == 1
     assert [e.name for e in g.view(user_id="alice").entities].count("Alice") == 1
     assert len(g.neighbours("Alice", user_id="alice").facts) == 12
+
+
+def test_export_import_round_trips_the_graph(gm: Memory, tmp_path: Path) -> None:
+    g = gm.graph
+    gm.add("Alice's sister is Maya", user_id="alice")
+    g.add(person("Maya", "Alice's sister"), "sister_of", person("Alice"), user_id="alice", source_ids=["t1"])
+    berlin = g.add("Alice", "lives_in", place("Berlin"), user_id="alice", valid_from=D2020).relation
+    g.add("Alice", "lives_in", place("Lisbon"), user_id="alice", valid_from=MARCH, source_ids=["t2"])
+    wrong = g.add("Alice", "likes", EntityRef(name="durian"), user_id="alice").relation
+    g.delete(wrong.id, user_id="alice")
+    g.add(person("Bob"), "lives_in", place("Oslo"), user_id="graph-only")  # a user with a graph, no memories
+    before = {u: (g.view(user_id=u, deleted=True), g.events(user_id=u)) for u in ("alice", "graph-only")}
+    path = tmp_path / "all.jsonl"
+    gm.export(path)
+    kinds = [line.split('"type": "')[1].split('"')[0] for line in path.read_text().splitlines()]
+    assert kinds.count("entity") == 7 and kinds.count("relation") == 5 and "graph_event" in kinds
+    with Memory(tmp_path / "copy", embedder="fake", graph=True) as copy:
+        counts = copy.import_(path)
+        assert counts["graph_entities"] == 7 and counts["graph_relations"] == 5 and counts["graph_skipped"] == 0
+        for user, (view, events) in before.items():
+            assert copy.graph.view(user_id=user, deleted=True) == view
+            assert [e.model_dump(exclude={"id"}) for e in copy.graph.events(user_id=user)] == \
+                   [e.model_dump(exclude={"id"}) for e in events]
+        assert [f.text for f in copy.graph.neighbours("Alice", user_id="alice", as_of=D2023).facts] == [
+            "Maya is sister of Alice", "Alice lives in Berlin (from 2020-01-01 until 2024-03-01)"]
+        assert copy.graph.history(berlin.id, user_id="alice")[-1].event.value == "CLOSE"
+        again = copy.import_(path)  # the same file twice: everything already there is skipped
+        assert again["graph_entities"] == 0 and again["graph_skipped"] == 12
+        assert len(copy.graph.events(user_id="alice")) == len(before["alice"][1])
+
+
+def test_import_refuses_bad_graph_lines_and_writes_nothing(gm: Memory, tmp_path: Path) -> None:
+    import json
+
+    g = gm.graph
+    rel = g.add(person("Alice"), "likes", EntityRef(name="tea"), user_id="alice").relation
+    path = tmp_path / "alice.jsonl"
+    gm.export(path, user_id="alice")
+    lines = path.read_text().splitlines()
+    # the same ids under another user: refused (an id of another user is never overwritten)
+    stolen = tmp_path / "stolen.jsonl"
+    stolen.write_text("\n".join(line.replace('"user_id": "alice"', '"user_id": "mallory"') for line in lines))
+    with pytest.raises(ValidationError, match="belongs to another user"):
+        gm.import_(stolen)
+    assert g.view(user_id="mallory").entities == []
+    # a relation naming an entity its user does not have
+    header, *rest = lines
+    orphan = tmp_path / "orphan.jsonl"
+    only_relation = [line for line in rest if '"type": "relation"' in line]
+    orphan.write_text("\n".join([header, *only_relation]).replace(rel.id, "6f1c8d0e-0000-4000-8000-000000000000")
+                      .replace('"user_id": "alice"', '"user_id": "eve"'))
+    with pytest.raises(ValidationError, match="does not have"):
+        gm.import_(orphan)
+    # a malformed graph line names its line
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join([header, json.dumps({"type": "relation", "relation": {"id": "x"}})]))
+    with pytest.raises(ValidationError, match="broken.jsonl:2: invalid relation"):
+        gm.import_(broken)
+    # a file written before graph memory existed still imports
+    old = tmp_path / "old.jsonl"
+    old.write_text("\n".join(line for line in lines if '"type": "entity"' not in line
+                             and '"type": "relation"' not in line and "graph_event" not in line))
+    with Memory(tmp_path / "old-copy", embedder="fake") as plain:
+        assert plain.import_(old) == {"memories": 0, "events": 0, "skipped": 0}
