@@ -26,7 +26,7 @@ MAX_NAME = 200
 
 
 def clean(text: str) -> str:
-    return " ".join(text.split()).strip(" \t\"'“”‘’.,;:!?")
+    return " ".join(text.split()).strip(" \t\"'“”‘’,;:!?")
 
 
 def canonical_name(name: str) -> tuple[str, str | None]:
