@@ -234,3 +234,48 @@ def test_graph_cost_per_turn_is_one_extraction_call(tmp_path: Path) -> None:
     assert on.completion_tokens > off.completion_tokens
     print(f"graph adds per turn: {on.calls - off.calls} call, {on.prompt_tokens - off.prompt_tokens} prompt "
           f"tokens, {on.completion_tokens - off.completion_tokens} completion tokens")
+
+
+def test_bench_runs_graph_off_and_on_in_one_run(tmp_path: Path) -> None:
+    """`remem bench locomo --lm scripted:… --graph` end to end on the tiny LoCoMo file: one ingest by the LLM
+    pipeline with graph memory on; remem-both (graph off) and remem-both+graph (on) asked the same questions."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from remem.cli import app
+
+    data = Path(__file__).parent / "data" / "locomo_tiny.json"
+    speaker = json.loads(data.read_text())[0]["conversation"]["speaker_a"]
+    every = {  # one reply that parses for every signature (DSPy ignores fields a signature does not have)
+        "facts": [fact(f"{speaker} likes painting", [])],
+        "triplets": [triplet(speaker, "likes", "painting", [], object_type="thing")],
+        "next_thought": "Done.", "next_tool_name": "finish", "next_tool_args": {}, "reasoning": "Done.",
+        "summary": "NOOP", "match": -1, "answer": "painting", "label": "CORRECT",
+    }
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"routes": {}, "default": every}))
+    out = tmp_path / "res"
+    result = CliRunner().invoke(app, ["bench", "locomo", "--data", str(data), "--out", str(out), "--embedder",
+                                      "fake", "--lm", f"scripted:{script}", "--graph"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "locomo.json").read_text())
+    assert {"remem-both", "remem-both+graph"} <= set(report["systems"])
+    assert set(report["answers"]) == {"remem-hybrid+expand", "remem-both", "remem-both+graph"}
+    lm = report["config"]["ingest_lm"]
+    assert report["config"]["graph"] is True and lm["calls"] > 0 and lm["calls_per_turn"] > 0
+    assert "LLM pipeline ingest with graph memory" in (out / "locomo.md").read_text()
+    assert lm["calls"] == 8  # 2 sessions x (MemoryExtract + UpdateMemory's 2 ReAct steps + TripletExtract)
+    # the graph fact's provenance counts like any memory's: "Caroline likes painting" was seen in both sessions
+    from remem.bench.locomo import load_locomo
+    from remem.bench.runner import run_retrieval
+
+    run = run_retrieval("locomo", load_locomo(data), embedder="fake", home=tmp_path, baselines=False,
+                        facts_lm=ScriptedLM({}, default=every), graph=True)
+    every_turn = ["D1:1", "D1:2", "D1:3", "D2:1", "D2:2"]
+    asked = "conv-x/q0"  # "When did Caroline go to the support group?" names Caroline
+    assert every_turn in run.systems["remem-both+graph"].ranked[asked]
+    assert every_turn not in run.systems["remem-both"].ranked[asked]
+    no_lm = CliRunner().invoke(app, ["bench", "locomo", "--data", str(data), "--out", str(out), "--embedder",
+                                     "fake", "--graph"])
+    assert no_lm.exit_code != 0 and "--graph needs --lm" in str(no_lm.exception or no_lm.output)
