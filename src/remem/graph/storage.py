@@ -10,8 +10,8 @@ written in one transaction — the caller (:class:`remem.graph.core.Graph`) open
 Why tables and not the vector store for entity names: entities must commit atomically with relations and their
 events (one database transaction; the vector store is not transactional with SQLite), must stay out of memory
 ``list``/``search``, ``remem doctor`` and memory export (all of which read the vector store), and are few per
-user (a brute-force cosine over a user's entity vectors takes well under a millisecond for hundreds of entities;
-``resolve`` loads them per call). ``forget_user`` erases the three tables with the rest of the user's rows.
+user (resolution loads the user's entity vectors once per batch and compares them by brute-force cosine, linear
+in the user's entities). ``forget_user`` erases the three tables with the rest of the user's rows.
 """
 
 from __future__ import annotations
