@@ -71,6 +71,13 @@ def test_a_move_closes_the_edge_and_as_of_still_answers_the_past(gm: Memory) -> 
     assert not again.created and again.relation.id == moved.relation.id
     assert again.relation.source_ids == ["t2", "t9"] and [e.event.value for e in again.events] == ["UPDATE"]
     assert g.add("Alice", "lives_in", "Lisbon", user_id="alice").events == []  # nothing new: nothing recorded
+    # an ended relation told again (a retried pipeline job) is the same relation, not a twin
+    past = Triplet(subject=person("Alice"), relation="lived_in", object=place("Rome"), valid_to=D2020,
+                   source_ids=["t5"])
+    first_past = g.add_many([past], user_id="alice")[0].relation
+    retried = g.add_many([past.model_copy(update={"source_ids": ["t6"]})], user_id="alice")[0]
+    assert not retried.created and retried.relation.id == first_past.id and retried.relation.source_ids == ["t5", "t6"]
+    assert retried.relation.expired_at is None  # it ended in the world; remem did not retire it
     # a relation without a start that replaces one starts when it was said
     said = datetime(2024, 9, 1, tzinfo=UTC)
     porto = g.add("Alice", "lives_in", place("Porto"), user_id="alice", observed_at=said)
@@ -132,7 +139,7 @@ def test_resolution_without_an_lm_merges_spellings_and_keeps_hinted_namesakes_ap
     assert loose.neighbours("san francisco bay", user_id="alice").matched[0].id == sf
     # a person and a place may share a name
     paris_person = g.add(person("Paris"), "friend_of", person("Alice"), user_id="alice")
-    assert paris_person.entities[0].type == "person"
+    assert [(e.name, e.type) for e in paris_person.entities] == [("Paris", "person"), ("Alice", "person")]
     assert len([e for e in g.view(user_id="alice").entities if e.name == "Paris"]) == 1
     g.add("Alice", "visited", place("Paris"), user_id="alice")
     assert len([e for e in g.view(user_id="alice").entities if e.name == "Paris"]) == 2
@@ -281,3 +288,16 @@ def test_import_refuses_bad_graph_lines_and_writes_nothing(gm: Memory, tmp_path:
                              and '"type": "relation"' not in line and "graph_event" not in line))
     with Memory(tmp_path / "old-copy", embedder="fake") as plain:
         assert plain.import_(old) == {"memories": 0, "events": 0, "skipped": 0}
+
+
+async def test_doctor_ignores_graph_rows_and_async_search_fuses_the_graph(gm: Memory) -> None:
+    from remem import AsyncMemory
+
+    gm.add("Alice lives in Lisbon", user_id="alice")
+    gm.graph.add(person("Alice"), "lives_in", place("Lisbon"), user_id="alice", source_ids=["t1"])
+    report = gm.doctor()
+    assert report.ok and report.memories_checked == 1  # relations are not memories of the vector store
+    assert [r.text for r in gm.list(user_id="alice").items] == ["Alice lives in Lisbon"]  # no entity leaks in
+    hits = await AsyncMemory(sync=gm).search("Alice", user_id="alice", graph=True)
+    assert sorted((h.record.text, "graph" in h.signals) for h in hits) == [
+        ("Alice lives in Lisbon", False), ("Alice lives in Lisbon", True)]

@@ -12,14 +12,15 @@ relation with another object — ``valid_to`` = the new one's ``valid_from`` (or
 said, which then also becomes the new one's start), ``expired_at`` = now — instead of deleting them; a new one
 that *started before* a known open one is older news: it is stored as ended when the known one began. A triplet
 with ``valid_to`` ("until last week", "moved away from Berlin") closes the matching open relation, or is stored
-as a past relation. The same open relation seen again gains the new source ids (an UPDATE event), not a twin.
+as a past relation. The same relation seen again (open, or ended on the same day) gains the new source ids (an
+UPDATE event), not a twin — so a pipeline job that is retried after a crash adds nothing twice.
 Any relation can be closed by hand (``close``), or deleted when it was wrong (``delete``: hidden, restorable).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, Literal
 
 from ..errors import NotFoundError, ValidationError
@@ -199,7 +200,12 @@ class Graph:
         said = t.observed_at or now
         open_same = GraphRows.open_relations(tx, user_id, subject_id, t.relation)
         same = next((r for r in open_same if r.object_id == object_id and r.valid_to is None), None)
-        entities = GraphRows.entities(tx, user_id, [subject_id, object_id])
+        stored = {e.id: e for e in GraphRows.entities(tx, user_id, [subject_id, object_id])}
+        entities = [stored[i] for i in dict.fromkeys([subject_id, object_id]) if i in stored]
+        if same is None and t.valid_to is not None:  # an ended relation told again (a retried job): no twin
+            same = next((r for r in GraphRows.relations(tx, user_id, touching=[subject_id])
+                         if (r.subject_id, r.relation, r.object_id, r.valid_to) ==
+                         (subject_id, t.relation, object_id, t.valid_to)), None)
         if same is not None:
             return self._seen_again(tx, same, t, entities, actor, reason, now)
         new = Relation(user_id=user_id, subject_id=subject_id, relation=t.relation, object_id=object_id,
@@ -237,7 +243,7 @@ class Graph:
             update["source_ids"] = sources
         if t.valid_from is not None and same.valid_from is None:
             update["valid_from"] = t.valid_from
-        closing = t.valid_to is not None
+        closing = t.valid_to is not None and same.valid_to is None
         if closing:
             update.update(valid_to=t.valid_to, expired_at=now)
         if not update:
@@ -327,7 +333,7 @@ class Graph:
     # -- reads -----------------------------------------------------------------------------------------------
     def neighbours(self, entity_or_text: str, *, user_id: str, hops: int = 1, as_of: datetime | None = None,
                    since: datetime | None = None, until: datetime | None = None, limit: int = 50,
-                   tz: Any = None) -> Neighbourhood:
+                   tz: tzinfo | None = None) -> Neighbourhood:
         """The relations within ``hops`` (1–3) of the entities ``entity_or_text`` names (an entity id, a name,
         or free text), as dated sentences with their source ids (:mod:`remem.graph.retrieval`). ``as_of``: only
         what held then; ``since``/``until``: what held during the range; ``tz``: the calendar dates are shown on."""
