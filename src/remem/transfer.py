@@ -3,7 +3,8 @@
 Format, one JSON object per line, UTF-8:
 ``{"type": "header", "format": "remem-export", "version": 1, ...}`` first, then ``{"type": "memory",
 "record": {...}}`` lines, then ``{"type": "event", "event": {...}}`` lines (oldest first), then the graph's
-``entity``/``relation``/``graph_event`` lines (:mod:`remem.graph.transfer`). Vectors are not exported: import re-embeds with the importing side's embedder, so a file moves between embedders.
+``entity``/``relation``/``graph_event`` lines (:mod:`remem.graph.transfer`). Vectors are not exported: import
+re-embeds with the importing side's embedder, so a file moves between embedders.
 
 Import validates the whole file before writing (UTF-8, JSON, schema, user ids, text limits); any error names
 its line and nothing is written. Memory ids that already exist are skipped (with their events) unless
