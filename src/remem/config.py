@@ -13,6 +13,7 @@
 | ``REMEM_COLLECTION`` | ``memories`` | collection name (qdrant store) |
 | ``REMEM_MAX_TEXT_CHARS`` | ``1000000`` | longest memory text accepted (longer than the embedder's window: indexed in chunks) |
 | ``REMEM_LM`` | unset | default language model for the LLM pipeline |
+| ``REMEM_GRAPH`` | ``0`` | ``1``: graph memory on (entities and time-aware relations, :mod:`remem.graph`) |
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Settings(BaseModel):
     database_pool_size: int = Field(default=8, ge=1, le=256)
     max_text_chars: int = Field(default=1_000_000, ge=1, le=100_000_000)
     lm: str | None = None
+    graph: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -68,6 +70,7 @@ class Settings(BaseModel):
             "database_pool_size": "REMEM_DATABASE_POOL",
             "max_text_chars": "REMEM_MAX_TEXT_CHARS",
             "lm": "REMEM_LM",
+            "graph": "REMEM_GRAPH",
         }
         for field, var in env_map.items():
             env_value = _env(var)

@@ -2,8 +2,9 @@
 
 Format, one JSON object per line, UTF-8:
 ``{"type": "header", "format": "remem-export", "version": 1, ...}`` first, then ``{"type": "memory",
-"record": {...}}`` lines, then ``{"type": "event", "event": {...}}`` lines (oldest first). Vectors are not
-exported: import re-embeds with the importing side's embedder, so a file moves between embedders.
+"record": {...}}`` lines, then ``{"type": "event", "event": {...}}`` lines (oldest first), then the graph's
+``entity``/``relation``/``graph_event`` lines (:mod:`remem.graph.transfer`). Vectors are not exported: import
+re-embeds with the importing side's embedder, so a file moves between embedders.
 
 Import validates the whole file before writing (UTF-8, JSON, schema, user ids, text limits); any error names
 its line and nothing is written. Memory ids that already exist are skipped (with their events) unless
@@ -21,6 +22,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError as PydanticValidationError
 
 from .errors import ImportFormatError, RememError, ValidationError
+from .graph.transfer import GRAPH_LINES, GraphLines, graph_users, write_graph_lines
 from .models import EventType, HistoryEvent, MemoryRecord, content_hash, utcnow
 from .parts import MemoryParts
 from .stores import MemoryFilter
@@ -36,7 +38,7 @@ EXPORT_PAGE = 10_000
 
 def export_jsonl(parts: MemoryParts, path: Path, *, user_id: str | None) -> int:
     """Write the export file (atomically: a temporary file renamed at the end); returns the records written."""
-    users = [user_id] if user_id is not None else parts.history.users()
+    users = [user_id] if user_id is not None else sorted({*parts.history.users(), *graph_users(parts)})
     tmp = path.with_name(path.name + ".tmp")
     if not path.parent.is_dir():
         raise ValidationError(f"cannot export to {path}: the folder {path.parent} does not exist", path=str(path))
@@ -72,10 +74,11 @@ def _write_export(parts: MemoryParts, out: TextIO, users: list[str]) -> int:
         for event in parts.history.iter_user(uid):
             data = event.model_dump(mode="json", exclude={"id"})
             out.write(json.dumps({"type": "event", "event": data}, ensure_ascii=False) + "\n")
+    write_graph_lines(parts, out, users)  # graph memory: entity, relation, graph_event lines (remem.graph)
     return count
 
 
-def _parse(path: Path, max_chars: int) -> tuple[list[MemoryRecord], list[HistoryEvent]]:
+def _parse(path: Path, max_chars: int, graph: GraphLines) -> tuple[list[MemoryRecord], list[HistoryEvent]]:
     records: list[MemoryRecord] = []
     events: list[HistoryEvent] = []
     try:
@@ -125,6 +128,8 @@ def _parse(path: Path, max_chars: int) -> tuple[list[MemoryRecord], list[History
                 check_user_id(event.user_id)
                 events.append(event)
                 event_lines.append(number)
+            elif kind in GRAPH_LINES:  # graph memory (remem.graph.transfer)
+                graph.parse(kind, obj)
             else:
                 raise ImportFormatError(f"{where}: unknown line type {kind!r}", line=number)
         except ImportFormatError:
@@ -159,9 +164,11 @@ def import_jsonl(
     an event by actor ``import`` records the imported state. A memory id that exists for another user is
     refused.
     """
-    records, events = _parse(path, parts.settings.max_text_chars)
-    users = sorted({r.user_id for r in records} | {e.user_id for e in events})
+    graph = GraphLines()
+    records, events = _parse(path, parts.settings.max_text_chars, graph)
+    users = sorted({r.user_id for r in records} | {e.user_id for e in events} | graph.users())
     with parts.writer.users_lock(users):
+        graph.check(parts)
         existing: dict[str, MemoryRecord] = {}
         ids = [r.id for r in records]
         anyone = MemoryFilter(user_id=None, all_users=True, deleted=None)
@@ -180,7 +187,8 @@ def import_jsonl(
         changes = [Change(r.user_id, r.id, existing.get(r.id), r) for r in todo]
         parts.writer.apply(changes, todo_events + _agreeing_events(todo, todo_events), replace_history=replaced,
                            progress=progress)
-    return {"memories": len(todo), "events": len(todo_events), "skipped": len(skip)}
+        graph_counts = graph.load(parts, overwrite=overwrite)
+    return {"memories": len(todo), "events": len(todo_events), "skipped": len(skip), **graph_counts}
 
 
 def _agreeing_events(records: list[MemoryRecord], events: list[HistoryEvent]) -> list[HistoryEvent]:

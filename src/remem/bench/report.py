@@ -61,6 +61,11 @@ def markdown(run: BenchRun) -> str:
     lines += ["", (f"Ingest: {int(ing['turns'])} turns in {ing['seconds']:.1f} s ({ing['turns_per_s']:.0f} turns/s, "
                    f"embedding included). Peak RSS {res['peak_rss_mb']:.0f} MB; store on disk {res['store_mb']:.1f} MB."),
               "Latency is per query, in process, query embedding included (baselines: bm25s / numpy, no store)."]
+    lm = run.config.get("ingest_lm")
+    if lm:
+        lines += ["", (f"LLM pipeline ingest{' with graph memory' if run.config.get('graph') else ''}: "
+                       f"{lm['calls']} LM calls ({lm['calls_per_turn']:.2f} per turn), {lm['prompt_tokens']} prompt + "
+                       f"{lm['completion_tokens']} completion tokens ({lm['tokens_per_turn']:.0f} per turn).")]
     for system, answers in data["answers"].items():
         if not answers:
             continue

@@ -1,7 +1,9 @@
 """Running a retrieval benchmark: ingest each conversation as its own user, ask every question of every system.
 
 Systems in one run, on the same data and the same embedder: ``bm25-only`` and ``dense-only`` over raw turns
-(baselines), and remem configurations over raw episodes (see :data:`REMEM_SYSTEMS`). The data directory is a
+(baselines), and remem configurations over raw episodes (see :data:`REMEM_SYSTEMS`); with an LM, the LLM
+pipeline's store (:data:`FACT_SYSTEMS`), and with ``graph`` also that store searched with graph facts fused in
+(:data:`GRAPH_SYSTEMS`): graph off and on in one run. The data directory is a
 fresh temporary ``REMEM_HOME`` per run, removed afterwards.
 """
 
@@ -20,7 +22,7 @@ import numpy as np
 from ..embedders import Embedder, embed_queries, get_embedder
 from ..embedders.base import Vectors
 from ..memory.core import Memory
-from ..models import MemoryKind
+from ..models import LLMUsage, MemoryKind
 from ..retrieval.search import SearchOptions
 from .baselines import BM25Baseline, DenseBaseline
 from .dataset import Conversation, Question
@@ -37,6 +39,12 @@ REMEM_SYSTEMS: dict[str, SearchOptions] = {
 FACT_SYSTEMS: dict[str, tuple[SearchOptions, list[MemoryKind] | None]] = {
     "remem-facts": (SearchOptions(), ["fact"]),
     "remem-both": (SearchOptions(), None),
+}
+
+#: With an LM and ``graph``: the same store (its pipeline also built graph memory) searched with graph facts
+#: fused in (``Memory.search(..., graph=True)``); ``remem-both`` is the same store with graph off.
+GRAPH_SYSTEMS: dict[str, tuple[SearchOptions, list[MemoryKind] | None]] = {
+    "remem-both+graph": (SearchOptions(), None),
 }
 
 Progress = Callable[[str, int, int], None]
@@ -70,22 +78,25 @@ class CachingEmbedder:
 
 
 def _ingest_facts(home: Path, embedder: Embedder, lm: Any, conversations: Sequence[Conversation],
-                  progress: Progress | None) -> Memory:
-    """A second store, filled by the LLM pipeline session by session (raw episodes + facts with source ids)."""
-    memory = Memory(home, embedder=embedder, store="edge", lm=lm)
+                  progress: Progress | None, graph: bool = False) -> tuple[Memory, LLMUsage]:
+    """A second store, filled by the LLM pipeline session by session (raw episodes + facts with source ids;
+    with ``graph``, also entities and relations); returns it and the LM usage of the ingest."""
+    memory = Memory(home, embedder=embedder, store="edge", lm=lm, graph=graph)
     total = sum(len(c.turns) for c in conversations)
     done = 0
+    usage = LLMUsage()
     for conv in conversations:
         sessions: dict[str, list[Any]] = {}
         for t in conv.turns:
             sessions.setdefault(t.session_id, []).append(t)
         for session_id, turns in sessions.items():
-            memory.add([t.message() for t in turns], user_id=conv.user_id, session_id=session_id, infer=True,
-                       actor="bench")
+            result = memory.add([t.message() for t in turns], user_id=conv.user_id, session_id=session_id,
+                                infer=True, actor="bench")
+            usage = usage + result.usage
             done += len(turns)
             if progress:
                 progress("extract facts (LM)", done, total)
-    return memory
+    return memory, usage
 
 
 @dataclass
@@ -136,6 +147,7 @@ def run_retrieval(
     home: Path | None = None,
     answer_system: str | None = None,
     facts_lm: Any = None,
+    graph: bool = False,
 ) -> BenchRun:
     """Ingest, then retrieve for every scored question with every system; returns per-question results."""
     systems = REMEM_SYSTEMS if systems is None else systems
@@ -144,6 +156,8 @@ def run_retrieval(
     runs: dict[str, SystemRun] = {}
     names = (["bm25-only", "dense-only"] if baselines else []) + list(systems)
     names += list(FACT_SYSTEMS) if facts_lm is not None else []
+    names += list(GRAPH_SYSTEMS) if facts_lm is not None and graph else []
+    lm_systems = {**FACT_SYSTEMS, **GRAPH_SYSTEMS}
     for name in names:
         runs[name] = SystemRun(name)
     n_turns = sum(len(c.turns) for c in conversations)
@@ -161,8 +175,8 @@ def run_retrieval(
                 if progress:
                     progress("ingest", done, n_turns)
             ingest_s = time.perf_counter() - started
-            facts_memory = _ingest_facts(Path(tmp) / "facts", cached, facts_lm, conversations, progress) \
-                if facts_lm is not None else None
+            facts_memory, lm_usage = _ingest_facts(Path(tmp) / "facts", cached, facts_lm, conversations, progress,
+                                                   graph) if facts_lm is not None else (None, None)
             store_bytes = _dir_size(Path(tmp))
             asked = 0
             for conv in conversations:
@@ -177,10 +191,11 @@ def run_retrieval(
                         t0 = time.perf_counter()
                         if name in retrievers:
                             ranked = retrievers[name].retrieve(q.text, k_max)
-                        elif name in FACT_SYSTEMS and facts_memory is not None:
-                            opts, kinds = FACT_SYSTEMS[name]
+                        elif name in lm_systems and facts_memory is not None:
+                            opts, kinds = lm_systems[name]
                             hits = facts_memory.search(q.text, user_id=conv.user_id, limit=k_max, kinds=kinds,
-                                                       options=opts.with_(reference_time=q.reference_time))
+                                                       options=opts.with_(reference_time=q.reference_time),
+                                                       graph=name in GRAPH_SYSTEMS)
                             ranked = [h.source_ids for h in hits]
                         else:
                             opts = systems[name].with_(reference_time=q.reference_time)
@@ -206,5 +221,9 @@ def run_retrieval(
         ingest={"turns": float(n_turns), "seconds": ingest_s, "turns_per_s": n_turns / ingest_s if ingest_s else 0.0},
         resources={"peak_rss_mb": peak_rss_mb(), "store_mb": store_bytes / 2**20},
         config={"conversations": len(conversations), "questions": n_questions, "embedder": inner.name,
-                "k_max": k_max, "systems": {k: repr(v) for k, v in systems.items()}},
+                "k_max": k_max, "systems": {k: repr(v) for k, v in systems.items()}, "graph": graph,
+                **({"ingest_lm": {**lm_usage.model_dump(), "turns": n_turns,
+                                  "calls_per_turn": lm_usage.calls / n_turns if n_turns else 0.0,
+                                  "tokens_per_turn": (lm_usage.prompt_tokens + lm_usage.completion_tokens) / n_turns
+                                  if n_turns else 0.0}} if lm_usage is not None else {})},
     )

@@ -24,6 +24,8 @@ ConvOpt = Annotated[
 ]
 LmOpt = Annotated[str | None, typer.Option("--lm", help="LM to answer and judge with (e.g. openai/gpt-4o-mini).")]
 EmbedderOpt = Annotated[str, typer.Option("--embedder", help="Embedder spec (default: the packaged local model).")]
+GraphOpt = Annotated[bool, typer.Option("--graph", help="With --lm: build graph memory too, and compare search "
+                                        "with graph facts (remem-both+graph) against without (remem-both).")]
 
 
 def _select(conversations: list[Any], which: str | None, limit: int | None) -> list[Any]:
@@ -46,10 +48,13 @@ def _select(conversations: list[Any], which: str | None, limit: int | None) -> l
     return conversations
 
 
-def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | None, embedder: str) -> None:
+def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | None, embedder: str,
+         graph: bool = False) -> None:
     from ..bench.report import markdown, write_report
     from ..bench.runner import run_retrieval
 
+    if graph and not lm:
+        raise ValidationError("--graph needs --lm: graph memory is built by the LLM pipeline (triplet extraction)")
     answer_system = "remem-hybrid+expand" if lm else None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
@@ -66,12 +71,13 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
 
             model = resolve_lm(lm)
         run = run_retrieval(dataset, conversations, embedder=embedder, progress=progress,
-                            answer_system=answer_system, facts_lm=model)
+                            answer_system=answer_system, facts_lm=model, graph=graph)
         if model is not None and answer_system:
             from ..bench.answer import AnswerScorer, answer_all
 
             scorer = AnswerScorer(model)
-            run.answers[answer_system] = answer_all(scorer, conversations, run.systems[answer_system].ranked)
+            for name in [answer_system, *(["remem-both", "remem-both+graph"] if graph else [])]:
+                run.answers[name] = answer_all(scorer, conversations, run.systems[name].ranked)
     paths = write_report(run, out or Path("results") / dataset)
     console.print(markdown(run), markup=False, highlight=False, soft_wrap=True)  # the pipe tables, unwrapped
     console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['png']}")
@@ -79,17 +85,18 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
 
 @bench_app.command("locomo")
 def locomo(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
-           lm: LmOpt = None, embedder: EmbedderOpt = "local") -> None:
-    """LoCoMo: evidence recall@k per category vs BM25-only and dense-only baselines (with --lm: answers)."""
+           lm: LmOpt = None, embedder: EmbedderOpt = "local", graph: GraphOpt = False) -> None:
+    """LoCoMo: evidence recall@k per category vs BM25-only and dense-only baselines (with --lm: answers; with
+    --graph too: graph memory on and off in one run)."""
     from ..bench.locomo import load_locomo
 
-    _run("locomo", _select(load_locomo(data), conversations, limit), out, lm, embedder)
+    _run("locomo", _select(load_locomo(data), conversations, limit), out, lm, embedder, graph)
 
 
 @bench_app.command("longmemeval")
 def longmemeval(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
-                lm: LmOpt = None, embedder: EmbedderOpt = "local") -> None:
+                lm: LmOpt = None, embedder: EmbedderOpt = "local", graph: GraphOpt = False) -> None:
     """LongMemEval: session recall_any/all@k and turn recall@k per question type vs baselines."""
     from ..bench.longmemeval import load_longmemeval
 
-    _run("longmemeval", _select(load_longmemeval(data), conversations, limit), out, lm, embedder)
+    _run("longmemeval", _select(load_longmemeval(data), conversations, limit), out, lm, embedder, graph)

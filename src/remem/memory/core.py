@@ -30,6 +30,7 @@ from ..validation import check_categories, check_metadata, check_user_id, to_mes
 from ..writer import DoctorReport, RecoveryReport, Writer, check
 
 if TYPE_CHECKING:
+    from ..graph import Graph
     from ..retrieval.search import SearchOptions
     from ..validation import MessagesInput
 
@@ -61,6 +62,7 @@ class Memory:
         storage: Storage | None = None,
         lm: Any = None,
         database_url: str | None = None,
+        graph: bool | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env(
             home=Path(home) if home is not None else None,
@@ -68,6 +70,7 @@ class Memory:
             store=store if isinstance(store, str) else None,
             lm=lm if isinstance(lm, str) else None,
             database_url=database_url,
+            graph=graph,
         )
         self.home = Path(self.settings.home).expanduser()
         self.home.mkdir(parents=True, exist_ok=True)
@@ -134,6 +137,13 @@ class Memory:
 
     def _text(self, text: object, what: str = "memory text") -> str:
         return self.parts.text(text, what)
+
+    @property
+    def graph(self) -> Graph:
+        """Graph memory: entities and time-aware relations (:mod:`remem.graph`); ConfigurationError when off."""
+        from ..graph import graph_of
+
+        return graph_of(self)
 
     # -- writes --------------------------------------------------------------------------------------------
     def add(
@@ -289,6 +299,7 @@ class Memory:
         time_expressions: Literal["boost", "filter", "off"] | None = None,
         reference_time: datetime | None = None,
         options: SearchOptions | None = None,
+        graph: bool = False,
     ) -> Hits:
         """The user's memories most relevant to ``query`` (pipeline: :mod:`remem.retrieval.search`).
 
@@ -300,7 +311,7 @@ class Memory:
         ``expand_neighbors=n`` (default 1) attaches the n turns before and after each episode hit as
         ``hit.context``; ``dedupe`` (default on) drops near-duplicate hits; ``recency`` (default 0) boosts
         newer memories. ``options`` (a :class:`remem.retrieval.SearchOptions`) sets every knob at once;
-        explicit arguments override it.
+        explicit arguments override it. ``graph=True`` fuses graph facts with the hits (:mod:`remem.graph.fusion`).
         """
         from ..retrieval.search import DEFAULT_OPTIONS, search_memories
 
@@ -309,10 +320,16 @@ class Memory:
             "mode": mode, "expand_neighbors": expand_neighbors, "dedupe": dedupe, "recency": recency,
             "time_expressions": time_expressions, "reference_time": reference_time,
         }.items() if v is not None and not (k == "mode" and options is not None and v == "hybrid")}
-        return search_memories(
+        hits = search_memories(
             self.parts, query, user_id=user_id, limit=limit, categories=categories, kinds=kinds, since=since,
             until=until, threshold=threshold, options=opts.with_(**changes) if changes else opts,
         )
+        if graph:
+            from ..graph.fusion import fuse_graph
+
+            return fuse_graph(self.parts, hits, query, user_id=user_id, limit=limit, since=since, until=until,
+                              options=opts.with_(**changes) if changes else opts)
+        return hits
 
     def history(self, memory_id: str, *, user_id: str) -> Events:
         """Every recorded change of one memory, oldest first (NotFoundError if the user has no such memory)."""

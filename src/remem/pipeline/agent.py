@@ -173,7 +173,19 @@ class Agent:
                 return "error: start and end must be dates as YYYY-MM-DD"
             return run("search_by_time", args, search_text, since=since, until=until)
 
-        return [fetch_similar_memories, search_by_category, search_by_time]
+        tools: list[Callable[..., str]] = [fetch_similar_memories, search_by_category, search_by_time]
+        if self.parts.settings.graph:  # graph memory (remem.graph): one more tool, on the same search budget
+            from ..graph.tools import search_graph_tool
+
+            def gate(name: str, args: dict[str, Any]) -> ToolCall | None:
+                if used[0] >= self.max_tool_calls:
+                    return None
+                used[0] += 1
+                calls.append(call := ToolCall(name=name, args=args))
+                return call
+
+            tools.append(search_graph_tool(self.parts, user_id, now, gate))
+        return tools
 
     # -- the turn ----------------------------------------------------------------------------------------
     def reply(self, user_id: str, text: str, *, session_id: str | None = None, now: datetime | None = None) -> AgentReply:

@@ -176,6 +176,10 @@ class Pipeline:
                 with self._lock_user(job.user_id):
                     events = self.maintainer(job.user_id, facts, session_id=p.session_id, actor=p.actor,
                                              metadata=p.metadata)
+                    if self.parts.settings.graph and facts:  # graph memory (remem.graph): triplets, same turns
+                        from ..graph.extract import graph_step
+
+                        graph_step(self.parts, job.user_id, p.messages, p.context, actor=p.actor)
             except (ExtractionError, MaintenanceError) as exc:
                 self.queue.mark_failed(job.id, str(exc), exc.raw_output)
                 exc.context.update(job_id=job.id, usage=m.usage.model_dump())

@@ -66,6 +66,10 @@ def _route_fields(route: Route) -> list[str] | None:
         from . import signatures
 
         sig = getattr(signatures, route, None)
+        if sig is None:  # graph memory's signatures (TripletExtract, EntityMatch)
+            from ..graph import signatures as graph_signatures
+
+            sig = getattr(graph_signatures, route, None)
         if not (isinstance(sig, type) and issubclass(sig, dspy.Signature)):
             raise ConfigurationError(f"unknown script route {route!r}: use a signature name or '*'")
         route = sig

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from .. import __version__
 from ..memory import Memory
 from ..stores import MemoryFilter
-from . import admin, http_errors, routes
+from . import admin, graph_routes, http_errors, routes
 from .access_log import AccessLogMiddleware
 from .auth import KeyStore
 from .limits import BodyLimitMiddleware, RateLimiter
@@ -103,6 +103,7 @@ def create_app(memory: Memory, keys: KeyStore, config: ServerConfig | None = Non
     app.state.agent = _make_agent(memory)
     http_errors.install(app)
     app.include_router(routes.router)
+    app.include_router(graph_routes.router)
     app.include_router(admin.router)
 
     @app.get("/v1/health", response_model=Health, tags=["ops"])

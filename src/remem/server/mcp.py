@@ -1,6 +1,7 @@
 """The MCP server (official ``mcp`` SDK, :class:`~mcp.server.mcpserver.MCPServer`).
 
-Tools: ``add_memory``, ``search_memories``, ``list_memories``, ``update_memory``, ``delete_memory``; resource
+Tools: ``add_memory``, ``search_memories``, ``list_memories``, ``update_memory``, ``delete_memory`` (and
+``search_graph`` with graph memory on, ``REMEM_GRAPH=1``); resource
 ``remem://profile`` (the user's facts, newest first). No tool takes a user id: the user comes from the server's
 configuration or from the connection, never from the model's arguments, so a model cannot reach another user's
 memories by naming them.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -24,9 +26,9 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import AuthError, ForbiddenError, RememError
+from ..errors import AuthError, ForbiddenError, RememError, ValidationError
 from ..memory import Memory
-from ..timeexpr import reference_time
+from ..timeexpr import parse_date, reference_time
 from ..validation import check_user_id
 from .auth import KeyStore
 from .http_errors import remem_error_response
@@ -142,6 +144,26 @@ def build_mcp_server(memory: Memory, resolve: UserResolver, *, static_profile: b
         except RememError as exc:
             raise _tool_error(exc) from exc
         return {"id": record.id, "deleted": True}
+
+    if memory.settings.graph:  # graph memory (remem.graph): walk the user's entities and relations
+        @server.tool()
+        def search_graph(entity_or_text: str, ctx: Context, hops: int = 1, as_of: str | None = None,
+                         timezone: str | None = None) -> dict[str, Any]:
+            """The relations of the people, places, organisations, things and events named in
+            ``entity_or_text``, as dated sentences with their source ids. ``hops=2`` also follows the neighbours'
+            relations ("Alice's sister" → the sister → where she lives); ``as_of`` (YYYY-MM-DD or an ISO time, on
+            the calendar of ``timezone``, default UTC) keeps only what held then."""
+            try:
+                tz = reference_time(None, timezone).tzinfo
+                when = parse_date(as_of, tz or UTC, end_of_day=True) if as_of else None
+                if as_of and when is None:
+                    raise ValidationError(f"as_of: {as_of!r} is not an ISO date or time", field="as_of")
+                found = memory.graph.neighbours(entity_or_text, user_id=user(ctx), hops=hops, as_of=when, tz=tz)
+            except RememError as exc:
+                raise _tool_error(exc) from exc
+            return {"matched": [e.name for e in found.matched],
+                    "facts": [{"text": f.text, "source_ids": f.source_ids, "relation_id": f.relation.id,
+                               "hops": f.hops} for f in found.facts]}
 
     def profile(internal: str, limit: int) -> str:
         page = memory.list(user_id=internal, limit=limit, kinds=["fact"])

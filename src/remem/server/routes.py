@@ -90,7 +90,8 @@ def search(body: SearchBody, scope: ScopeDep, memory: MemoryDep) -> SearchRespon
     hits = memory.search(body.query, user_id=scope.internal, limit=body.limit, categories=body.categories,
                          since=aware(body.since, tz) if body.since else None,
                          until=aware(body.until, tz) if body.until else None, mode=body.mode,
-                         threshold=body.threshold, time_expressions=body.time_expressions, reference_time=now)
+                         threshold=body.threshold, time_expressions=body.time_expressions, reference_time=now,
+                         graph=body.graph)
     return SearchResponse(hits=[out_hit(scope.tenant, h) for h in hits])
 
 

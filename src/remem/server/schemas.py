@@ -42,6 +42,8 @@ class SearchBody(_Body):
     timezone: str | None = Field(
         None, description="IANA time zone of the caller (e.g. Europe/Berlin): 'yesterday' is counted on its "
                           "calendar (DST-exact). Default: the offset of reference_time, else UTC.")
+    graph: bool = Field(False, description="Fuse graph facts (dated sentences of the entities the query names) "
+                                           "with the hits; needs graph memory on (REMEM_GRAPH=1).")
 
 
 class UpdateBody(_Body):

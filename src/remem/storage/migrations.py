@@ -9,6 +9,9 @@ starting at once migrate once). Numbers only grow: an existing database applies 
 11. ``intents`` — write-ahead records of store writes (crash consistency, :mod:`remem.writer`)
 12. ``pending_jobs`` claims — ``claimed_by``/``claimed_until`` (one worker per job across processes)
 13. ``api_keys`` — Postgres only (the embedded default keeps keys in their own file, ``keys.sqlite3``)
+14. graph memory (:mod:`remem.graph`): ``graph_entities`` (with each name's vector), ``graph_relations``
+    (time-aware edges) and ``graph_events`` (their history); created on both dialects whether graph memory
+    is on or off, so ``forget_user`` always erases them
 """
 
 from __future__ import annotations
@@ -62,6 +65,50 @@ SQLITE: list[tuple[int, str]] = [
     (12, """
         ALTER TABLE pending_jobs ADD COLUMN claimed_by TEXT;
         ALTER TABLE pending_jobs ADD COLUMN claimed_until TEXT
+    """),
+    (14, """
+        CREATE TABLE graph_entities (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            key TEXT NOT NULL,
+            type TEXT NOT NULL,
+            hint TEXT,
+            aliases TEXT NOT NULL,
+            vector BLOB,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX graph_entities_user ON graph_entities(user_id, key);
+        CREATE TABLE graph_relations (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            subject_id TEXT NOT NULL,
+            relation TEXT NOT NULL,
+            object_id TEXT NOT NULL,
+            valid_from TEXT,
+            valid_to TEXT,
+            created_at TEXT NOT NULL,
+            expired_at TEXT,
+            deleted_at TEXT,
+            source_ids TEXT NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE INDEX graph_relations_subject ON graph_relations(user_id, subject_id);
+        CREATE INDEX graph_relations_object ON graph_relations(user_id, object_id);
+        CREATE TABLE graph_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id TEXT NOT NULL,
+            target_id TEXT NOT NULL,
+            target TEXT NOT NULL,
+            event TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            snapshot TEXT NOT NULL
+        );
+        CREATE INDEX graph_events_target ON graph_events(target_id, id);
+        CREATE INDEX graph_events_user ON graph_events(user_id, id)
     """),
 ]
 
@@ -125,12 +172,59 @@ POSTGRES: list[tuple[int, str]] = [
             revoked_at TEXT
         )
     """),
+    (14, """
+        CREATE TABLE graph_entities (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            key TEXT NOT NULL,
+            type TEXT NOT NULL,
+            hint TEXT,
+            aliases TEXT NOT NULL,
+            vector BYTEA,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX graph_entities_user ON graph_entities(user_id, key);
+        CREATE TABLE graph_relations (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            subject_id TEXT NOT NULL,
+            relation TEXT NOT NULL,
+            object_id TEXT NOT NULL,
+            valid_from TEXT,
+            valid_to TEXT,
+            created_at TEXT NOT NULL,
+            expired_at TEXT,
+            deleted_at TEXT,
+            source_ids TEXT NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE INDEX graph_relations_subject ON graph_relations(user_id, subject_id);
+        CREATE INDEX graph_relations_object ON graph_relations(user_id, object_id);
+        CREATE TABLE graph_events (
+            id BIGSERIAL PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            target_id TEXT NOT NULL,
+            target TEXT NOT NULL,
+            event TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            snapshot TEXT NOT NULL
+        );
+        CREATE INDEX graph_events_target ON graph_events(target_id, id);
+        CREATE INDEX graph_events_user ON graph_events(user_id, id)
+    """),
 ]
 
 MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {"sqlite": SQLITE, "postgres": POSTGRES}
 
-#: Tables holding per-user rows, erased by ``forget_user`` (table -> user column).
-USER_TABLES: dict[str, str] = {"events": "user_id", "intents": "user_id", "pending_jobs": "user_id"}
+#: Tables holding per-user rows, erased by ``forget_user`` (table -> user column). The graph tables are listed
+#: here rather than registered with ``Database.add_eraser`` when graph memory is on: their migration always
+#: runs, so a Memory opened with graph memory off must erase them too.
+USER_TABLES: dict[str, str] = {"events": "user_id", "intents": "user_id", "pending_jobs": "user_id",
+                               "graph_relations": "user_id", "graph_entities": "user_id", "graph_events": "user_id"}
 
 
 def register_migration(version: int, sql: str, dialect: Dialect = "sqlite") -> None:

@@ -1,4 +1,5 @@
 // remem memory inspector: plain JS against the /v1 API. User data is only ever inserted as text (no innerHTML).
+// The graph tab lives in graph.js (it uses $, el, api, state, userPath, fmt and toast from here).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -68,6 +69,7 @@ function openUser(user) {
   for (const b of document.querySelectorAll("#users button")) b.classList.toggle("active", b.dataset.user === user);
   closeHistory();
   refresh();
+  window.remem?.onUser?.(user);  // graph.js redraws the graph when its tab is open
 }
 
 // Dates are days of the browser's calendar: their first and last instants, sent as UTC ISO times.
@@ -194,6 +196,7 @@ async function showHistory(id) {
   try {
     const { events } = await api("GET", `${userPath()}/memories/${id}/history`);
     $("history-id").textContent = id;
+    $("history-relation").classList.add("hidden");
     $("timeline").replaceChildren(...events.slice().reverse().map((e) => el("li", { class: `ev-${e.event}` },
       el("div", {}, el("span", { class: "ev" }, e.event), el("span", { class: "when" }, fmt(e.created_at))),
       e.old_text && e.event === "UPDATE" ? el("div", { class: "old" }, e.old_text) : null,
@@ -203,7 +206,10 @@ async function showHistory(id) {
   } catch (e) { toast(e.message, true); }
 }
 
-function closeHistory() { $("history-panel").classList.add("hidden"); }
+function closeHistory() {
+  $("history-panel").classList.add("hidden");
+  $("history-relation").classList.add("hidden");
+}
 
 async function addMemory(ev) {
   ev.preventDefault();
