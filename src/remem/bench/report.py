@@ -61,6 +61,10 @@ def markdown(run: BenchRun) -> str:
     lines += ["", (f"Ingest: {int(ing['turns'])} turns in {ing['seconds']:.1f} s ({ing['turns_per_s']:.0f} turns/s, "
                    f"embedding included). Peak RSS {res['peak_rss_mb']:.0f} MB; store on disk {res['store_mb']:.1f} MB."),
               "Latency is per query, in process, query embedding included (baselines: bm25s / numpy, no store)."]
+    for spec in run.config.get("stores", ["edge"])[1:]:
+        seconds = ing[f"seconds@{spec}"]
+        lines.append(f"Store `{spec}` (systems `…@{spec}`): ingest {int(ing['turns'])} turns in {seconds:.1f} s "
+                     f"(embeddings reused from the edge ingest); on disk {res[f'store_mb@{spec}']:.1f} MB.")
     for system, answers in data["answers"].items():
         if not answers:
             continue

@@ -264,25 +264,39 @@ def forget_user(
 
 @app.command("export")
 def export_(
-    path: Annotated[Path, typer.Argument(help="Output JSONL file.")],
+    path: Annotated[Path, typer.Argument(help="Output JSONL file (a directory with --format markdown).")],
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user (default: everyone).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl (with history) or markdown (PATH/<user>/*.md).")]
+    = "jsonl",
     home: Home = None,
 ) -> None:
-    """Write memories (live and deleted) and their full history as JSONL (lossless)."""
+    """Write memories (live and deleted) and their full history as JSONL (lossless), or as Markdown files."""
+    if fmt not in ("jsonl", "markdown"):
+        raise ValidationError(f"--format: unknown format {fmt!r} (use jsonl or markdown)")
     with open_memory(home) as memory:
-        count = memory.export(path, user_id=user)
+        if fmt == "markdown":
+            from ..markdown.transfer import export_markdown
+
+            count = export_markdown(memory, path, user_id=user)
+        else:
+            count = memory.export(path, user_id=user)
     console.print(f"exported {count} memories to {path}", highlight=False)
 
 
 @app.command("import")
 def import_(
-    path: Annotated[Path, typer.Argument(help="A JSONL file written by `remem export`.")],
+    path: Annotated[Path, typer.Argument(help="A JSONL file or a Markdown directory written by `remem export`.")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace memories whose id exists.")] = False,
     home: Home = None,
 ) -> None:
-    """Load an export file; it is validated first, so a bad line means nothing is written."""
+    """Load an export file (or Markdown directory); it is validated first, so a bad line means nothing is written."""
     with open_memory(home) as memory, progress_bar(f"importing {path.name}") as update:
-        counts = memory.import_(path, overwrite=overwrite, progress=update)
+        if path.is_dir():
+            from ..markdown.transfer import import_markdown
+
+            counts = import_markdown(memory, path, overwrite=overwrite, progress=update)
+        else:
+            counts = memory.import_(path, overwrite=overwrite, progress=update)
     console.print(f"imported {counts['memories']} memories and {counts['events']} history events"
                   f" ({counts['skipped']} already present, skipped)", highlight=False)
 
@@ -409,13 +423,15 @@ def stats(home: Home = None, as_json: AsJson = False) -> None:
 
 
 @app.command()
-def demo(home: Home = None) -> None:
+def demo(home: Home = None, store: Annotated[str | None, typer.Option(
+        "--store", help="Store spec (default $REMEM_STORE or edge); markdown also shows the files and a hand edit.")]
+        = None) -> None:
     """Ingest a small multi-user conversation and show search, time filters, history and user isolation.
 
     Idempotent: the demo's own users (demo-*) are erased first, then ingested again.
     """
     from ..demo import run_demo
 
-    report = run_demo(home=home, console=console)
+    report = run_demo(home=home, console=console, store=store)
     if not report.ok:
         raise typer.Exit(1)

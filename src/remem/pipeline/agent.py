@@ -120,6 +120,11 @@ class Agent:
             self._transcripts.setdefault(user_id, deque(maxlen=self.window)).extend(messages)
 
     def core_facts(self, user_id: str) -> list[MemoryRecord]:
+        # The Markdown store keeps them in the user's profile.md (hand edits included): the agent reads it there.
+        profile = getattr(self.parts.store, "profile", None)
+        if callable(profile):
+            records: list[MemoryRecord] = profile(user_id, limit=self.core_limit)
+            return records
         page = list_page(self.parts.store, user_id=user_id, kinds=["fact"], categories=self.core_categories,
                          limit=self.core_limit)
         return page.items

@@ -35,6 +35,10 @@ class Writer:
         self.store, self.history, self.embedder, self.locks = store, history, embedder, locks
         self.batch_size = batch_size
         self.atomic = shares_transactions(store, history)
+        # A store people edit outside remem (the Markdown store) is bound to this writer: it turns those edits
+        # into history events through apply(), and catches up when a user's lock is first taken (below).
+        bind = getattr(store, "bind_writer", None)
+        self._catch_up: Callable[[str], object] | None = bind(self) if callable(bind) else None
 
     # -- locking ---------------------------------------------------------------------------------------------
     @contextmanager
@@ -45,6 +49,8 @@ class Writer:
         with self.locks.hold(user_id):
             if outer and self.history.has_intents(user_id):
                 self._settle(user_id, RecoveryReport())
+            if outer and self._catch_up is not None:
+                self._catch_up(user_id)
             yield
 
     @contextmanager
