@@ -267,3 +267,28 @@ def test_the_agent_reads_its_core_facts_from_profile_md(md: Memory) -> None:
         "Alice is allergic to peanuts", "Alice is vegetarian", "Alice lives in Lisbon"]
     agent.reply("alice", "hello")
     assert "- Alice is allergic to peanuts" in lm.requests[0]["user"]
+
+
+def test_threads_writing_the_store_directly_never_lose_a_line(tmp_path: Path) -> None:
+    """The store's own per-user lock, without the writer above it (what the contract suite drives)."""
+    from remem.embedders.fake import FakeEmbedder
+    from remem.markdown.store import MarkdownStore
+    from remem.models import MemoryRecord
+    from remem.stores import MemoryFilter
+
+    emb, store = FakeEmbedder(16), MarkdownStore(tmp_path / "md", 16)
+    try:
+        def writer(k: int) -> None:
+            for i in range(30):
+                r = MemoryRecord(user_id="alice", text=f"thread {k} line {i}", categories=["food"])
+                store.upsert([r], emb.embed([r.text]))
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        lines = [x for x in (tmp_path / "md" / "alice" / "food.md").read_text().split("\n") if x.startswith("- ")]
+        assert len(lines) == 90 and store.count(MemoryFilter(user_id="alice")) == 90
+    finally:
+        store.close()

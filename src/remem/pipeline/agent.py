@@ -1,7 +1,7 @@
 """The chat agent: ``dspy.ReAct(ResponseGenerator)`` with memory tools bound to the current user.
 
 Per reply the agent sees the core facts of the user (facts in ``core_categories``, newest first, at most
-``core_limit``) in its prompt, a bounded transcript (the last ``window`` messages), the question and the time.
+``core_limit``; with the Markdown store, the memories of the user's ``profile.md``) in its prompt, a bounded transcript (the last ``window`` messages), the question and the time.
 The time is ``reply(now=...)`` (default: now, UTC): an aware ``now`` is the user's local time, shown to the LM
 with its offset; dates in tool arguments and results are days of that calendar, and time expressions in search
 texts ("yesterday") are resolved against it.
