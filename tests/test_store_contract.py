@@ -1,7 +1,9 @@
-"""The store contract, run against both backends: the embedded ``edge`` store and ``qdrant`` (client, :memory:).
+"""The store contract, run against the backends: the embedded ``edge`` store, ``qdrant`` (client, :memory:) and
+``markdown`` (files, remem.markdown).
 
-Every test takes the ``store`` fixture, parametrized over both; the congruence tests build both side by side and
-check that identical inputs give identical ids, order and (within 1e-4) scores.
+Every test takes the ``store`` fixture, parametrized over them; the congruence tests build edge and qdrant side by
+side and check that identical inputs give identical ids, order and (within 1e-4) scores. What the Markdown store
+does differently (its own BM25 statistics) is stated and tested at the end of this file.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 from remem import Memory
 from remem.embedders.fake import FakeEmbedder
 from remem.errors import StoreError
+from remem.markdown.store import MarkdownStore
 from remem.models import MemoryRecord
 from remem.stores import MemoryFilter, StoreQuery, VectorStore
 from remem.stores.edge import EdgeStore
@@ -40,10 +43,12 @@ TEXTS = [
 def make_store(kind: str, tmp_path: Path) -> VectorStore:
     if kind == "edge":
         return EdgeStore(tmp_path / f"edge-{kind}", DIM)
+    if kind == "markdown":
+        return MarkdownStore(tmp_path / "markdown", DIM)
     return QdrantStore(":memory:", DIM)
 
 
-@pytest.fixture(params=["edge", "qdrant"])
+@pytest.fixture(params=["edge", "qdrant", "markdown"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
     s = make_store(request.param, tmp_path)
     yield s
@@ -379,3 +384,43 @@ def test_top_k_widens_until_the_tie_at_the_cut_is_complete() -> None:
     assert [i for i, _ in best] == sorted(i for i, _ in records[:40])[:5]
     assert asked == [13, 26, 52]  # widened until the 1.0 tie class (40 results) was complete
     assert top_k(fetch, 0) == []
+
+
+# -- the Markdown store beside edge (remem.markdown) ------------------------------------------------------------
+# Every test above also runs on ``markdown`` (the ``store`` fixture). What a file store does differently is stated
+# here rather than skipped:
+# - dense: exact cosine over the user's vectors, as edge's exact per-user scan: same ids, order and scores (1e-4);
+# - BM25: ``bm25s`` over the user's own memories, so IDF and document lengths are the user's (Qdrant's BM25 spans
+#   the whole collection) and scores are not comparable; analysis is the same kind (English stop words, Snowball
+#   stemmer), so the same memories match a query, in a close but not identical order.
+@pytest.fixture
+def edge_and_markdown(tmp_path: Path) -> Iterator[tuple[VectorStore, VectorStore]]:
+    edge, markdown = make_store("edge", tmp_path), make_store("markdown", tmp_path)
+    yield edge, markdown
+    edge.close()
+    markdown.close()
+
+
+def test_markdown_dense_is_congruent_with_edge(edge_and_markdown: tuple[VectorStore, VectorStore]) -> None:
+    records = bigger_corpus()
+    for s in edge_and_markdown:
+        put(s, records)
+    for flt in (ALICE, MemoryFilter(user_id="bob", categories=["even"]),
+                MemoryFilter(user_id="alice", since=T0 + timedelta(days=5), until=T0 + timedelta(days=9))):
+        for text in QUERIES:
+            q = StoreQuery(filter=flt, limit=15, dense=EMB.embed([text])[0])
+            edge_hits, md_hits = (s.query(q) for s in edge_and_markdown)
+            assert [h.record.id for h in edge_hits] == [h.record.id for h in md_hits], (text, flt)
+            np.testing.assert_allclose([h.score for h in edge_hits], [h.score for h in md_hits], atol=1e-4)
+
+
+def test_markdown_bm25_matches_the_same_memories_as_edge(edge_and_markdown: tuple[VectorStore, VectorStore]) -> None:
+    records = bigger_corpus()
+    for s in edge_and_markdown:
+        put(s, records)
+    for flt in (ALICE, MemoryFilter(user_id="bob", categories=["even"])):
+        for text in [*QUERIES, "gardens", "flights"]:  # stemmed: garden(s), flight(s)
+            q = StoreQuery(filter=flt, limit=200, text=text)
+            edge_hits, md_hits = (s.query(q) for s in edge_and_markdown)
+            assert edge_hits and {h.record.id for h in edge_hits} == {h.record.id for h in md_hits}, (text, flt)
+            assert [h.score for h in md_hits] == sorted((h.score for h in md_hits), reverse=True)

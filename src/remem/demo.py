@@ -337,16 +337,19 @@ class _Demo:
 
 
 def run_demo(home: str | Path | None = None, *, console: Console | None = None,
-             conversation: str | Path | None = None, embedder: str | None = None) -> DemoReport:
+             conversation: str | Path | None = None, embedder: str | None = None,
+             store: str | None = None) -> DemoReport:
     """Run the demo on :class:`Memory` defaults (edge store + local ONNX embedder) under ``home``/REMEM_HOME.
 
     The demo's own users are erased first (so re-runs show the same story); ``embedder`` overrides
-    ``REMEM_EMBEDDER``.
+    ``REMEM_EMBEDDER``, ``store`` ``REMEM_STORE`` (``markdown`` adds a section: the files and a hand edit).
     """
     out = console or Console()
     started = time.perf_counter()
     convo = load_conversation(conversation)
     kwargs: dict[str, Any] = {"embedder": embedder} if embedder else {}
+    if store:
+        kwargs["store"] = store
     with Memory(home, **kwargs) as memory:
         demo = _Demo(memory, convo, out)
         out.print(Panel.fit(
@@ -364,6 +367,10 @@ def run_demo(home: str | Path | None = None, *, console: Console | None = None,
         demo.update()
         demo.delete_restore()
         demo.isolation()
+        if memory.store.name == "markdown":
+            from .markdown.demo import show_markdown
+
+            show_markdown(demo, convo.showcase.user_id)
         seconds = time.perf_counter() - started
         report = DemoReport(home=str(memory.home), reset_memories=removed, ingested=rows, checks=demo.checks,
                             seconds=seconds)

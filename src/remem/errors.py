@@ -113,3 +113,17 @@ class ForbiddenError(RememError):
     """Credentials are valid but do not grant access to this tenant or user."""
 
     code = "forbidden"
+
+
+class MarkdownFormatError(ValidationError):
+    """A user's Markdown memory file that remem cannot read (damaged id comment, duplicated id, wrong encoding…).
+    ``problems`` lists ``path:line: message`` for each; the memories keep their last good state meanwhile."""
+
+    code = "markdown_format"
+
+
+class MarkdownConflictError(StoreError):
+    """A write would overwrite a Markdown file that changed on disk and could not be applied yet (a file remem
+    cannot read, see ``problems``); nothing was written. Fix the file, then retry."""
+
+    code = "markdown_conflict"

@@ -19,7 +19,7 @@ USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+\-]{0,127}$")
 
 def check_user_id(user_id: object) -> str:
     """User ids: 1-128 chars, letters/digits first, then ``_ . @ : + -``. They are set by the host application."""
-    if not isinstance(user_id, str) or not USER_ID.match(user_id):
+    if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):  # fullmatch: "$" lets "a\n" through
         raise InvalidUserIdError(
             f"invalid user id {user_id!r}: use 1-128 characters from A-Z a-z 0-9 _ . @ : + - "
             "(starting with a letter or digit)",

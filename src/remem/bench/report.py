@@ -66,6 +66,10 @@ def markdown(run: BenchRun) -> str:
         lines += ["", (f"LLM pipeline ingest{' with graph memory' if run.config.get('graph') else ''}: "
                        f"{lm['calls']} LM calls ({lm['calls_per_turn']:.2f} per turn), {lm['prompt_tokens']} prompt + "
                        f"{lm['completion_tokens']} completion tokens ({lm['tokens_per_turn']:.0f} per turn).")]
+    for spec in run.config.get("stores", ["edge"])[1:]:
+        seconds = ing[f"seconds@{spec}"]
+        lines.append(f"Store `{spec}` (systems `…@{spec}`): ingest {int(ing['turns'])} turns in {seconds:.1f} s "
+                     f"(embeddings reused from the edge ingest); on disk {res[f'store_mb@{spec}']:.1f} MB.")
     for system, answers in data["answers"].items():
         if not answers:
             continue

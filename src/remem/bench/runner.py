@@ -1,10 +1,12 @@
 """Running a retrieval benchmark: ingest each conversation as its own user, ask every question of every system.
 
 Systems in one run, on the same data and the same embedder: ``bm25-only`` and ``dense-only`` over raw turns
-(baselines), and remem configurations over raw episodes (see :data:`REMEM_SYSTEMS`); with an LM, the LLM
-pipeline's store (:data:`FACT_SYSTEMS`), and with ``graph`` also that store searched with graph facts fused in
-(:data:`GRAPH_SYSTEMS`): graph off and on in one run. The data directory is a
-fresh temporary ``REMEM_HOME`` per run, removed afterwards.
+(baselines), and remem configurations over raw episodes (see :data:`REMEM_SYSTEMS`) on the embedded ``edge``
+store; with an LM, the LLM pipeline's store (:data:`FACT_SYSTEMS`), and with ``graph`` also that store searched
+with graph facts fused in (:data:`GRAPH_SYSTEMS`): graph off and on in one run. ``stores`` adds the same remem
+configurations on other stores (a store spec each, e.g. ``markdown``), named ``<system>@<spec>``, each ingested
+into its own data directory: quality and latency against edge in the same run. The data directory is a fresh
+temporary ``REMEM_HOME`` per run, removed afterwards.
 """
 
 from __future__ import annotations
@@ -148,9 +150,11 @@ def run_retrieval(
     answer_system: str | None = None,
     facts_lm: Any = None,
     graph: bool = False,
+    stores: Sequence[str] = (),
 ) -> BenchRun:
     """Ingest, then retrieve for every scored question with every system; returns per-question results."""
     systems = REMEM_SYSTEMS if systems is None else systems
+    others = [spec for spec in dict.fromkeys(stores) if spec != "edge"]
     inner = get_embedder(embedder) if isinstance(embedder, str) else embedder
     cached = CachingEmbedder(inner)
     runs: dict[str, SystemRun] = {}
@@ -158,6 +162,8 @@ def run_retrieval(
     names += list(FACT_SYSTEMS) if facts_lm is not None else []
     names += list(GRAPH_SYSTEMS) if facts_lm is not None and graph else []
     lm_systems = {**FACT_SYSTEMS, **GRAPH_SYSTEMS}
+    on_store = {f"{name}@{spec}": (name, spec) for spec in others for name in systems}
+    names += list(on_store)
     for name in names:
         runs[name] = SystemRun(name)
     n_turns = sum(len(c.turns) for c in conversations)
@@ -165,6 +171,7 @@ def run_retrieval(
     n_asked = sum(1 for c in conversations for q in c.questions if scored(q) or answer_system is not None)
     with tempfile.TemporaryDirectory(prefix="remem-bench-", dir=home) as tmp:
         memory = Memory(Path(tmp) / "home", embedder=cached, store="edge")
+        extra: dict[str, Memory] = {}
         try:
             started = time.perf_counter()
             done = 0
@@ -175,9 +182,19 @@ def run_retrieval(
                 if progress:
                     progress("ingest", done, n_turns)
             ingest_s = time.perf_counter() - started
+            extra_ingest: dict[str, float] = {}
+            for i, spec in enumerate(others):
+                extra[spec] = Memory(Path(tmp) / f"store-{i}", embedder=cached, store=spec)
+                t0 = time.perf_counter()
+                for conv in conversations:
+                    extra[spec].add_records([t.record(conv.user_id) for t in conv.turns], dedupe=False, actor="bench")
+                extra_ingest[spec] = time.perf_counter() - t0
+                if progress:
+                    progress(f"ingest ({spec})", n_turns, n_turns)
             facts_memory, lm_usage = _ingest_facts(Path(tmp) / "facts", cached, facts_lm, conversations, progress,
                                                    graph) if facts_lm is not None else (None, None)
-            store_bytes = _dir_size(Path(tmp))
+            extra_bytes = {spec: _dir_size(Path(tmp) / f"store-{i}") for i, spec in enumerate(others)}
+            store_bytes = _dir_size(Path(tmp)) - sum(extra_bytes.values())
             asked = 0
             for conv in conversations:
                 tokens = {t.id: count_tokens(t.memory_text()) for t in conv.turns}
@@ -197,6 +214,11 @@ def run_retrieval(
                                                        options=opts.with_(reference_time=q.reference_time),
                                                        graph=name in GRAPH_SYSTEMS)
                             ranked = [h.source_ids for h in hits]
+                        elif name in on_store:
+                            system, spec = on_store[name]
+                            opts = systems[system].with_(reference_time=q.reference_time)
+                            hits = extra[spec].search(q.text, user_id=conv.user_id, limit=k_max, options=opts)
+                            ranked = [h.source_ids for h in hits]
                         else:
                             opts = systems[name].with_(reference_time=q.reference_time)
                             hits = memory.search(q.text, user_id=conv.user_id, limit=k_max, options=opts)
@@ -214,14 +236,20 @@ def run_retrieval(
                         progress("search", asked, n_asked)
         finally:
             memory.close()
+            for other in extra.values():
+                other.close()
             if facts_lm is not None and "facts_memory" in locals() and facts_memory is not None:
                 facts_memory.close()
+    ingest = {"turns": float(n_turns), "seconds": ingest_s, "turns_per_s": n_turns / ingest_s if ingest_s else 0.0}
+    resources = {"peak_rss_mb": peak_rss_mb(), "store_mb": store_bytes / 2**20}
+    for spec, seconds in extra_ingest.items():
+        ingest[f"seconds@{spec}"] = seconds
+        resources[f"store_mb@{spec}"] = extra_bytes[spec] / 2**20
     return BenchRun(
-        dataset=dataset, systems=runs,
-        ingest={"turns": float(n_turns), "seconds": ingest_s, "turns_per_s": n_turns / ingest_s if ingest_s else 0.0},
-        resources={"peak_rss_mb": peak_rss_mb(), "store_mb": store_bytes / 2**20},
+        dataset=dataset, systems=runs, ingest=ingest, resources=resources,
         config={"conversations": len(conversations), "questions": n_questions, "embedder": inner.name,
                 "k_max": k_max, "systems": {k: repr(v) for k, v in systems.items()}, "graph": graph,
+                "stores": ["edge", *others],
                 **({"ingest_lm": {**lm_usage.model_dump(), "turns": n_turns,
                                   "calls_per_turn": lm_usage.calls / n_turns if n_turns else 0.0,
                                   "tokens_per_turn": (lm_usage.prompt_tokens + lm_usage.completion_tokens) / n_turns

@@ -26,6 +26,9 @@ LmOpt = Annotated[str | None, typer.Option("--lm", help="LM to answer and judge 
 EmbedderOpt = Annotated[str, typer.Option("--embedder", help="Embedder spec (default: the packaged local model).")]
 GraphOpt = Annotated[bool, typer.Option("--graph", help="With --lm: build graph memory too, and compare search "
                                         "with graph facts (remem-both+graph) against without (remem-both).")]
+StoreOpt = Annotated[list[str] | None, typer.Option(
+    "--store", help="Also run remem's systems on this store (a store spec, e.g. markdown; repeatable), against "
+    "the edge store in the same run.")]
 
 
 def _select(conversations: list[Any], which: str | None, limit: int | None) -> list[Any]:
@@ -49,7 +52,7 @@ def _select(conversations: list[Any], which: str | None, limit: int | None) -> l
 
 
 def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | None, embedder: str,
-         graph: bool = False) -> None:
+         graph: bool = False, stores: list[str] | None = None) -> None:
     from ..bench.report import markdown, write_report
     from ..bench.runner import run_retrieval
 
@@ -71,7 +74,7 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
 
             model = resolve_lm(lm)
         run = run_retrieval(dataset, conversations, embedder=embedder, progress=progress,
-                            answer_system=answer_system, facts_lm=model, graph=graph)
+                            answer_system=answer_system, facts_lm=model, graph=graph, stores=stores or ())
         if model is not None and answer_system:
             from ..bench.answer import AnswerScorer, answer_all
 
@@ -85,18 +88,20 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
 
 @bench_app.command("locomo")
 def locomo(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
-           lm: LmOpt = None, embedder: EmbedderOpt = "local", graph: GraphOpt = False) -> None:
+           lm: LmOpt = None, embedder: EmbedderOpt = "local", graph: GraphOpt = False,
+           store: StoreOpt = None) -> None:
     """LoCoMo: evidence recall@k per category vs BM25-only and dense-only baselines (with --lm: answers; with
-    --graph too: graph memory on and off in one run)."""
+    --graph too: graph memory on and off in one run; with --store: the same systems on other stores)."""
     from ..bench.locomo import load_locomo
 
-    _run("locomo", _select(load_locomo(data), conversations, limit), out, lm, embedder, graph)
+    _run("locomo", _select(load_locomo(data), conversations, limit), out, lm, embedder, graph, store)
 
 
 @bench_app.command("longmemeval")
 def longmemeval(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
-                lm: LmOpt = None, embedder: EmbedderOpt = "local", graph: GraphOpt = False) -> None:
+                lm: LmOpt = None, embedder: EmbedderOpt = "local", graph: GraphOpt = False,
+                store: StoreOpt = None) -> None:
     """LongMemEval: session recall_any/all@k and turn recall@k per question type vs baselines."""
     from ..bench.longmemeval import load_longmemeval
 
-    _run("longmemeval", _select(load_longmemeval(data), conversations, limit), out, lm, embedder, graph)
+    _run("longmemeval", _select(load_longmemeval(data), conversations, limit), out, lm, embedder, graph, store)

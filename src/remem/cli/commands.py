@@ -265,19 +265,28 @@ def forget_user(
 
 @app.command("export")
 def export_(
-    path: Annotated[Path, typer.Argument(help="Output JSONL file.")],
+    path: Annotated[Path, typer.Argument(help="Output JSONL file (a directory with --format markdown).")],
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user (default: everyone).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl (with history) or markdown (PATH/<user>/*.md).")]
+    = "jsonl",
     home: Home = None,
 ) -> None:
-    """Write memories (live and deleted) and their full history as JSONL (lossless)."""
+    """Write memories (live and deleted) and their full history as JSONL (lossless), or as Markdown files."""
+    if fmt not in ("jsonl", "markdown"):
+        raise ValidationError(f"--format: unknown format {fmt!r} (use jsonl or markdown)")
     with open_memory(home) as memory:
-        count = memory.export(path, user_id=user)
+        if fmt == "markdown":
+            from ..markdown.transfer import export_markdown
+
+            count = export_markdown(memory, path, user_id=user)
+        else:
+            count = memory.export(path, user_id=user)
     console.print(f"exported {count} memories to {path}", highlight=False)
 
 
 @app.command("import")
 def import_(
-    path: Annotated[Path, typer.Argument(help="A `remem export` JSONL file, or an export of --from.")],
+    path: Annotated[Path, typer.Argument(help="A `remem export` JSONL file or Markdown directory, or an export of --from.")],
     source: Annotated[str, typer.Option("--from", help="remem (default), chatgpt or claude (conversations.json "
                                         "of their data export), mem0 (a get_all JSON dump).")] = "remem",
     user: Annotated[str | None, typer.Option("--user", "-u", help="Whose chat export it is (chatgpt, claude); "
@@ -287,12 +296,17 @@ def import_(
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Load an export file; it is validated first, so a bad file means nothing is written."""
+    """Load an export file (or Markdown directory); it is validated first, so a bad file means nothing is written."""
     if source == "remem":
         if user is not None:
             raise ValidationError("--user applies to --from chatgpt, claude or mem0 (a remem export names its users)")
         with open_memory(home) as memory, progress_bar(f"importing {path.name}") as update:
-            counts = memory.import_(path, overwrite=overwrite, progress=update)
+            if path.is_dir():
+                from ..markdown.transfer import import_markdown
+
+                counts = import_markdown(memory, path, overwrite=overwrite, progress=update)
+            else:
+                counts = memory.import_(path, overwrite=overwrite, progress=update)
         console.print(f"imported {counts['memories']} memories and {counts['events']} history events"
                       f" ({counts['skipped']} already present, skipped)", highlight=False)
         return
@@ -437,13 +451,15 @@ def stats(home: Home = None, as_json: AsJson = False) -> None:
 
 
 @app.command()
-def demo(home: Home = None) -> None:
+def demo(home: Home = None, store: Annotated[str | None, typer.Option(
+        "--store", help="Store spec (default $REMEM_STORE or edge); markdown also shows the files and a hand edit.")]
+        = None) -> None:
     """Ingest a small multi-user conversation and show search, time filters, history and user isolation.
 
     Idempotent: the demo's own users (demo-*) are erased first, then ingested again.
     """
     from ..demo import run_demo
 
-    report = run_demo(home=home, console=console)
+    report = run_demo(home=home, console=console, store=store)
     if not report.ok:
         raise typer.Exit(1)

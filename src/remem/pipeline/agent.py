@@ -1,7 +1,7 @@
 """The chat agent: ``dspy.ReAct(ResponseGenerator)`` with memory tools bound to the current user.
 
 Per reply the agent sees the core facts of the user (facts in ``core_categories``, newest first, at most
-``core_limit``) in its prompt, a bounded transcript (the last ``window`` messages), the question and the time.
+``core_limit``; with the Markdown store, the memories of the user's ``profile.md``) in its prompt, a bounded transcript (the last ``window`` messages), the question and the time.
 The time is ``reply(now=...)`` (default: now, UTC): an aware ``now`` is the user's local time, shown to the LM
 with its offset; dates in tool arguments and results are days of that calendar, and time expressions in search
 texts ("yesterday") are resolved against it.
@@ -120,6 +120,11 @@ class Agent:
             self._transcripts.setdefault(user_id, deque(maxlen=self.window)).extend(messages)
 
     def core_facts(self, user_id: str) -> list[MemoryRecord]:
+        # The Markdown store keeps them in the user's profile.md (hand edits included): the agent reads it there.
+        profile = getattr(self.parts.store, "profile", None)
+        if callable(profile):
+            records: list[MemoryRecord] = profile(user_id, limit=self.core_limit)
+            return records
         page = list_page(self.parts.store, user_id=user_id, kinds=["fact"], categories=self.core_categories,
                          limit=self.core_limit)
         return page.items

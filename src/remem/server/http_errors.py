@@ -22,6 +22,7 @@ from ..errors import (
     EmbeddingError,
     ForbiddenError,
     LLMError,
+    MarkdownConflictError,
     NotFoundError,
     RememError,
     StoreError,
@@ -64,6 +65,7 @@ STATUS: list[tuple[type[RememError], int]] = [
     (AuthError, 401),
     (ForbiddenError, 403),
     (RateLimitedError, 429),
+    (MarkdownConflictError, 409),  # a hand-edited Markdown file remem cannot read yet: fix it, retry
     (StoreLockedError, 503),
     (StoreError, 503),
     (ConfigurationError, 503),

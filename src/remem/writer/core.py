@@ -36,6 +36,12 @@ class Writer:
         self.store, self.history, self.embedder, self.locks = store, history, embedder, locks
         self.batch_size = batch_size
         self.atomic = shares_transactions(store, history)
+        #: Whether long memories get index chunks (remem.chunking): a store may index whole texts itself.
+        self.chunked = bool(getattr(store, "indexes_chunks", True))
+        # A store people edit outside remem (the Markdown store) is bound to this writer: it turns those edits
+        # into history events through apply(), and catches up when a user's lock is first taken (below).
+        bind = getattr(store, "bind_writer", None)
+        self._catch_up: Callable[[str], object] | None = bind(self) if callable(bind) else None
 
     # -- locking ---------------------------------------------------------------------------------------------
     @contextmanager
@@ -46,6 +52,8 @@ class Writer:
         with self.locks.hold(user_id):
             if outer and self.history.has_intents(user_id):
                 self._settle(user_id, RecoveryReport())
+            if outer and self._catch_up is not None:
+                self._catch_up(user_id)
             yield
 
     @contextmanager
@@ -138,15 +146,15 @@ class Writer:
             now = c.before if known else current.get(c.memory_id)
             if c.after is None:
                 if now is not None or not known:
-                    deletes[c.user_id].extend([c.memory_id, *chunk_ids(now)])
+                    deletes[c.user_id].extend([c.memory_id, *self._chunk_ids(now)])
                 continue
-            stale = set(chunk_ids(now)) - set(chunk_ids(c.after))
+            stale = set(self._chunk_ids(now)) - set(self._chunk_ids(c.after))
             deletes[c.user_id].extend(sorted(stale))
             if now is None or now.text != c.after.text or c.memory_id in vectors:
                 embeds.append(c.after)
             elif now != c.after:
                 payloads.append(c.after)
-                payloads.extend(chunks_of(c.after))
+                payloads.extend(self._chunks(c.after))
         for user_id, ids in deletes.items():
             if ids:
                 self.store.delete(ids, MemoryFilter(user_id=user_id, deleted=None, chunks=True))
@@ -155,7 +163,7 @@ class Writer:
         done = 0
         for start in range(0, len(embeds), self.batch_size):
             chunk = embeds[start:start + self.batch_size]
-            records = [r for rec in chunk for r in (rec, *chunks_of(rec))]
+            records = [r for rec in chunk for r in (rec, *self._chunks(rec))]
             missing = [r.text for r in records if r.id not in vectors]
             fresh = iter(self.embedder.embed(missing)) if missing else iter(())
             matrix = np.stack([vectors[r.id] if r.id in vectors else next(fresh) for r in records])
@@ -163,6 +171,12 @@ class Writer:
             done += len(chunk)
             if progress is not None:
                 progress(done, len(embeds))
+
+    def _chunks(self, record: MemoryRecord) -> list[MemoryRecord]:
+        return chunks_of(record) if self.chunked else []
+
+    def _chunk_ids(self, record: MemoryRecord | None) -> list[str]:
+        return chunk_ids(record) if self.chunked else []
 
     # -- recovery --------------------------------------------------------------------------------------------
     def recover(self) -> RecoveryReport:

@@ -1,0 +1,325 @@
+"""Hand edits of Markdown files become changes of the one write path, with history events by actor ``file``.
+
+:meth:`Syncer.sync` runs under the user's write lock (:meth:`remem.writer.Writer.user_lock`). It is called by
+the writer whenever it takes a user's lock (so every write starts from the files as they are), and by the store
+before a read of a user whose files changed. It:
+
+1. reads the files that differ from what the store last wrote (a content hash per file; remem's own writes are
+   fingerprinted, so they are never taken for edits);
+2. parses them; a file with a problem — not UTF-8, a damaged id comment, an id twice, an id of another user, a
+   text or category remem refuses — is *not applied*: its memories keep their last good state, the file is left
+   as it is (nothing a person wrote is overwritten: writes over it are refused), and the problem is reported
+   with file and line (logged once, in :class:`SyncReport`, ``remem sync``);
+3. compares each memory with what the store holds: a line without an id comment is an ADD; a changed text,
+   category (a line moved to another file or section), kind, date, source ids… an UPDATE (version + 1); a line
+   removed (or moved into ``trash.md``) a DELETE — a restorable tombstone, never an erasure; a line moved out of
+   ``trash.md`` a RESTORE; each event keeps the old text and names the file and line;
+4. embeds the new texts, makes all of it one :meth:`~remem.writer.Writer.apply`, and rewrites the edited files in
+   canonical form (ids added to new lines, sections and order normalised).
+
+A user directory that has files but no cache (copied in, cloned from git, cache removed) is *adopted*: its
+memories are compared with the history's last snapshots instead — equal ones are taken as they are, others
+recorded as above — and embedded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from ..errors import ConfigurationError, RememError
+from ..models import EventType, HistoryEvent, MemoryEvent, MemoryRecord, content_hash, new_id, utcnow
+from ..stores.base import MemoryFilter
+from ..validation import check_categories, check_text
+from ..writer.types import Change
+from .files import decode, sha256
+from .fmt import (
+    TRASH_FILE,
+    FileProblem,
+    Item,
+    ParsedFile,
+    file_of,
+    item_categories,
+    item_lines,
+    parse,
+    placement,
+)
+from .names import OWN_FILES, category_file, category_of_file
+
+if TYPE_CHECKING:
+    from ..writer import Writer
+    from .state import UserState
+    from .store import MarkdownStore
+
+log = logging.getLogger("remem.markdown")
+ACTOR = "file"
+ANYONE = MemoryFilter(user_id=None, all_users=True, deleted=None)
+
+
+class SyncReport(BaseModel):
+    """What one sync of one user did: the files applied, the events recorded, and the files it could not read."""
+
+    user_id: str
+    files: list[str] = Field(default_factory=list, description="edited files that were applied")
+    events: list[MemoryEvent] = Field(default_factory=list, description="ADD/UPDATE/DELETE/RESTORE by actor 'file'")
+    problems: list[FileProblem] = Field(default_factory=list, description="files left unapplied, with file:line")
+    embedded: int = 0
+
+
+def _max_chars() -> int:
+    from ..config import Settings
+
+    try:
+        return Settings.from_env().max_text_chars
+    except ConfigurationError:
+        return Settings.model_fields["max_text_chars"].default  # type: ignore[no-any-return]
+
+
+def editable(item: Item) -> tuple[Any, ...]:
+    """What a person can change about a memory in a file (bookkeeping — times of creation and update, version —
+    is remem's)."""
+    f = item.fields
+    return (item.text, tuple(item_categories(item)), f.get("kind", "fact"), f.get("at"), tuple(f.get("src", ())),
+            f.get("speaker"), f.get("role"), f.get("session"), f.get("seq"), f.get("meta", {}))
+
+
+def as_written(record: MemoryRecord) -> Item:
+    """The record as the store writes it, read back (so a text the format cannot hold exactly is not taken for
+    an edit)."""
+    text = "\n".join(item_lines(record, deleted=record.is_deleted)) + "\n"
+    return parse(text, name="_.md", path="", category=placement(record)[1]).items[0]
+
+
+@dataclass
+class _Plan:
+    changes: list[Change] = field(default_factory=list)
+    events: list[HistoryEvent] = field(default_factory=list)
+
+
+class Syncer:
+    """Applies one user's hand edits through ``writer`` (see the module docstring)."""
+
+    def __init__(self, writer: Writer, store: MarkdownStore) -> None:
+        self.writer, self.store = writer, store
+        self.max_chars = _max_chars()
+
+    def holds_lock(self, user_id: str) -> bool:
+        return self.writer.locks.held(user_id)
+
+    def sync(self, user_id: str) -> SyncReport:
+        """Apply the user's edited files (see the module docstring); the report lists what was applied and every
+        file still left unapplied. Raises what the write path raises (the edits stay on disk, unapplied)."""
+        report = SyncReport(user_id=user_id)
+        with self.writer.user_lock(user_id):
+            # The writer's lock excludes every other write of this user; the store's state lock is taken only
+            # around state access (never while embedding, nor while reading other users' ids).
+            with self.store.state(user_id) as state:
+                edits = state.pending_edits()
+                adopted = state.adopted
+            if edits or adopted:
+                self._apply(state, edits, report)
+            with self.store.state(user_id) as state:
+                report.problems = [p for _, problems in sorted(state.broken.items()) for p in problems[1]]
+        return report
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def _read(self, state: UserState, edits: Mapping[str, bytes | None]
+              ) -> tuple[dict[str, ParsedFile | None], dict[str, list[FileProblem]]]:
+        parsed: dict[str, ParsedFile | None] = {}
+        broken: dict[str, list[FileProblem]] = {}
+        for name, data in edits.items():
+            path = str(state.files / name)
+            if data is None:
+                parsed[name] = None
+                continue
+            text, problem = decode(data, path)
+            category, name_problem = self._category(name, path)
+            if problem or name_problem:
+                broken[name] = [p for p in (problem, name_problem) if p is not None]
+                continue
+            assert text is not None
+            result = parse(text, name=name, path=path, category=category)
+            if result.problems:
+                broken[name] = result.problems
+            else:
+                parsed[name] = result
+        return parsed, broken
+
+    @staticmethod
+    def _category(name: str, path: str) -> tuple[str | None, FileProblem | None]:
+        if name.removesuffix(".md") in OWN_FILES:
+            return None, None
+        try:
+            return category_of_file(name), None
+        except RememError:
+            try:
+                hint = f"; e.g. {category_file(check_categories([name.removesuffix('.md')])[0])}"
+            except RememError:
+                hint = ""
+            return None, FileProblem(path=path, line=1, message=f"{name} is not a category file name remem writes "
+                                     f"(lower-case a-z 0-9 _ - . @ + and %XX escapes): rename it{hint}")
+
+    # -- checking --------------------------------------------------------------------------------------------
+    def _check(self, state: UserState, parsed: dict[str, ParsedFile | None],
+               broken: dict[str, list[FileProblem]], latest: Mapping[str, HistoryEvent]) -> None:
+        """Move files with per-item problems (duplicate or foreign ids, refused texts) from parsed to broken."""
+        changed = set(parsed) | set(broken)
+        where: dict[str, list[tuple[str, int]]] = {}
+        for r in state.records.values():
+            if file_of(r) not in changed:
+                where.setdefault(r.id, []).append((file_of(r), 0))
+        bad: dict[str, list[FileProblem]] = {}
+
+        def problem(name: str, line: int, message: str) -> None:
+            bad.setdefault(name, []).append(FileProblem(path=str(state.files / name), line=line, message=message))
+
+        unknown: dict[str, tuple[str, int]] = {}
+        for name, pf in parsed.items():
+            for item in pf.items if pf else []:
+                self._check_item(name, item, problem)
+                if item.id is not None:
+                    where.setdefault(item.id, []).append((name, item.line))
+                    if item.id not in state.records and item.id not in latest:
+                        unknown[item.id] = (name, item.line)
+        for memory_id, places in where.items():
+            if len(places) > 1:
+                for name, line in places:
+                    if name in parsed:
+                        others = ", ".join(f"{n}:{ln}" if ln else n for n, ln in places if (n, ln) != (name, line))
+                        problem(name, line, f"memory id {memory_id} appears more than once (also {others})")
+        for r in self.store.get(list(unknown), ANYONE) if unknown else []:
+            if r.user_id != state.user_id:
+                name, line = unknown[r.id]
+                problem(name, line, f"memory id {r.id} belongs to another user: remove the comment to make this "
+                        "line a new memory")
+        for name, problems in bad.items():
+            parsed.pop(name, None)
+            broken.setdefault(name, []).extend(sorted(problems, key=lambda p: p.line))
+
+    def _check_item(self, name: str, item: Item, problem: Any) -> None:
+        try:
+            check_text(item.text, self.max_chars)
+            check_categories(item_categories(item))
+        except RememError as exc:
+            problem(name, item.line, str(exc))
+        if item.id is None and name == TRASH_FILE:
+            problem(name, item.line, "a new memory in trash.md: write new memories in a category file")
+
+    # -- planning --------------------------------------------------------------------------------------------
+    def _plan(self, state: UserState, parsed: dict[str, ParsedFile | None], broken_text: str,
+              latest: Mapping[str, HistoryEvent]) -> _Plan:
+        plan, now, user = _Plan(), utcnow(), state.user_id
+        present = {i for i, r in state.records.items() if file_of(r) not in parsed}
+        for name, pf in sorted(parsed.items()):
+            trash = name == TRASH_FILE
+            for item in pf.items if pf else []:
+                where = f"{name}:{item.line}"
+                old = state.records.get(item.id) if item.id else None
+                base = latest[item.id].snapshot if item.id is not None and item.id in latest else None
+                if old is None and base is not None:
+                    record = self._new(item, user, trash, now)
+                    if record == base:
+                        plan.changes.append(Change(user, base.id, None, base))
+                    else:
+                        self._edit(plan, base, item, trash, now, where, before=None)
+                elif old is None:
+                    record = self._new(item, user, trash, now)
+                    plan.changes.append(Change(user, record.id, None, record))
+                    plan.events.append(HistoryEvent(memory_id=record.id, user_id=user, event=EventType.ADD,
+                                                    new_text=record.text, actor=ACTOR, created_at=now,
+                                                    reason=f"added in {where}", snapshot=record))
+                elif editable(item) != editable(as_written(old)) or old.is_deleted != trash:
+                    self._edit(plan, old, item, trash, now, where, before=old)
+                present.add(item.id or "")
+        for r in state.records.values():
+            if file_of(r) in parsed and r.id not in present and r.id not in broken_text and not r.is_deleted:
+                gone = r.model_copy(update={"deleted_at": now, "updated_at": now})
+                plan.changes.append(Change(user, r.id, r, gone))
+                plan.events.append(HistoryEvent(memory_id=r.id, user_id=user, event=EventType.DELETE, old_text=r.text,
+                                                actor=ACTOR, created_at=now, snapshot=gone,
+                                                reason=f"line removed from {file_of(r)}"))
+        return plan
+
+    @staticmethod
+    def _fields(item: Item) -> dict[str, Any]:
+        f = item.fields
+        return {"text": item.text, "hash": content_hash(item.text), "kind": f.get("kind", "fact"),
+                "categories": check_categories(item_categories(item)),
+                "observed_at": f.get("at"), "source_ids": list(f.get("src", [])), "speaker": f.get("speaker"),
+                "role": f.get("role"), "session_id": f.get("session"), "seq": f.get("seq"),
+                "metadata": dict(f.get("meta", {}))}
+
+    def _new(self, item: Item, user_id: str, trash: bool, now: Any) -> MemoryRecord:
+        f = item.fields
+        created = f.get("created", now)
+        return MemoryRecord(id=item.id or new_id(), user_id=user_id, created_at=created,
+                            updated_at=f.get("updated", created), version=f.get("v", 1),
+                            deleted_at=(f.get("deleted") or now) if trash else None, **self._fields(item))
+
+    def _edit(self, plan: _Plan, old: MemoryRecord, item: Item, trash: bool, now: Any, where: str, *,
+              before: MemoryRecord | None) -> None:
+        update: dict[str, Any] = {"updated_at": now}
+        if editable(item) != editable(as_written(old)):
+            update |= self._fields(item) | {"version": old.version + 1}
+        if trash != old.is_deleted:
+            update["deleted_at"] = now if trash else None
+        new = old.model_copy(update=update)
+        text_changed = new.text != old.text
+        kind: EventType
+        old_text: str | None
+        new_text: str | None
+        if trash and not old.is_deleted:
+            kind, old_text, new_text = EventType.DELETE, old.text, new.text if text_changed else None
+        elif old.is_deleted and not trash:
+            kind, old_text, new_text = EventType.RESTORE, old.text if text_changed else None, new.text
+        else:
+            kind, old_text, new_text = EventType.UPDATE, old.text, new.text
+        plan.changes.append(Change(old.user_id, old.id, before, new))
+        plan.events.append(HistoryEvent(memory_id=old.id, user_id=old.user_id, event=kind, old_text=old_text,
+                                        new_text=new_text, actor=ACTOR, created_at=now, snapshot=new,
+                                        reason=f"hand edit in {where}"))
+
+    # -- applying --------------------------------------------------------------------------------------------
+    def _apply(self, state: UserState, edits: Mapping[str, bytes | None], report: SyncReport) -> None:
+        parsed, broken = self._read(state, edits)
+        latest = self.writer.history.latest(state.user_id) if state.adopted or any(
+            i.id not in state.records for pf in parsed.values() if pf for i in pf.items if i.id) else {}
+        self._check(state, parsed, broken, latest)
+        known_broken = [n for n in state.broken if n not in edits]
+        broken_text = "\n".join(
+            (state.files / n).read_bytes().decode("utf-8", "replace")
+            for n in [*broken, *known_broken] if (state.files / n).exists())
+        plan = self._plan(state, parsed, broken_text, latest)
+        texts = {c.memory_id: c.after.text for c in plan.changes
+                 if c.after is not None and (c.before is None or c.before.text != c.after.text)}
+        vectors: dict[str, np.ndarray] = {}
+        if texts:
+            ids = list(texts)
+            vectors = dict(zip(ids, self.writer.embedder.embed([texts[i] for i in ids]), strict=True))
+        with self.store.state(state.user_id) as locked:
+            assert locked is state
+            if parsed or plan.changes:
+                with state.accepting({n: edits[n] for n in parsed}):
+                    if plan.changes or plan.events:
+                        self.writer.apply(plan.changes, plan.events, vectors=vectors)
+                    state.commit(state.records, state.vectors, set(), force=set(parsed))
+            for name in parsed:
+                state.broken.pop(name, None)
+            for name, problems in broken.items():
+                data = edits.get(name)
+                known = state.broken.get(name)
+                sha = sha256(data) if data is not None else ""
+                if known is None or known[0] != sha:
+                    for p in problems:
+                        log.warning("markdown store: %s (the file is left as it is; its memories keep their last "
+                                    "good state)", p)
+                state.broken[name] = (sha, problems)
+        report.files = sorted(parsed)
+        report.embedded = len(vectors)
+        report.events = [MemoryEvent(event=e.event, memory_id=e.memory_id, text=e.new_text, old_text=e.old_text,
+                                     reason=e.reason) for e in plan.events]
