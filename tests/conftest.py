@@ -47,17 +47,24 @@ def local_memory(tmp_path: Path) -> Iterator[Memory]:
 
 # -- Postgres (real server from the pgserver wheel, on a loopback port) ----------------------------------------
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """A PostgreSQL 16 + pgvector server for the session. If it cannot start, the tests that need it fail
-    (they are never skipped): `make test` must run them."""
+    (they are never skipped): `make test` must run them. Its directory is outside pytest's private temp tree
+    (mode 0700, which the ``pgserver`` system user running Postgres under root could not traverse)."""
+    import shutil
+    import tempfile
+
     from remem.testing.postgres import LocalPostgres
 
-    pg = LocalPostgres(tmp_path_factory.mktemp("postgres"))
+    directory = tempfile.mkdtemp(prefix="remem-test-pg-")
+    os.chmod(directory, 0o755)
+    pg = LocalPostgres(directory)
     url = pg.start()
     try:
         yield url
     finally:
         pg.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

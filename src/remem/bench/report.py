@@ -58,8 +58,12 @@ def markdown(run: BenchRun) -> str:
         lines.append(f"| {name} | " + " | ".join(_f(o.get(h)) for h in header)
                      + f" | {_f(lat.get('p50'), 2)} | {_f(lat.get('p95'), 2)} | {_f(lat.get('p99'), 2)} |")
     ing, res = run.ingest, run.resources
+    embed = ing.get("embed_seconds")
+    share = (f"; the embedder alone took {embed:.1f} s of it, so add = {ing['seconds'] / embed:.2f}× the embedder's "
+             "own time") if embed else ""
     lines += ["", (f"Ingest: {int(ing['turns'])} turns in {ing['seconds']:.1f} s ({ing['turns_per_s']:.0f} turns/s, "
-                   f"embedding included). Peak RSS {res['peak_rss_mb']:.0f} MB; store on disk {res['store_mb']:.1f} MB."),
+                   f"embedding included{share}). Peak RSS {res['peak_rss_mb']:.0f} MB; store on disk "
+                   f"{res['store_mb']:.1f} MB."),
               "Latency is per query, in process, query embedding included (baselines: bm25s / numpy, no store)."]
     lm = run.config.get("ingest_lm")
     if lm:
