@@ -56,6 +56,8 @@ class AsyncMemory:
     import_ = _offload(Memory.import_)
     stats = _offload(Memory.stats)
     users = _offload(Memory.users)
+    doctor = _offload(Memory.doctor)
+    recover = _offload(Memory.recover)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.sync.close)
