@@ -4,13 +4,16 @@
 | --- | --- | --- |
 | ``REMEM_HOME`` | ``~/.remem`` | data directory (embedded store, history database, pending queue) |
 | ``REMEM_EMBEDDER`` | ``local`` | embedder spec, e.g. ``fake``, ``openai:text-embedding-3-small`` |
-| ``REMEM_EMBEDDER_DIMENSIONS`` | unset | pinned output dimension for embedders that support it |
+| ``REMEM_EMBEDDER_DIMENSIONS`` | unset | pinned output dimension for embedders that support it (1 to 65,536) |
 | ``REMEM_STORE`` | ``edge`` | ``edge`` or ``qdrant`` |
 | ``REMEM_QDRANT_URL`` | unset | Qdrant server/cluster URL (selects the ``qdrant`` store), or ``:memory:`` |
 | ``REMEM_QDRANT_API_KEY`` | unset | API key for the Qdrant server |
 | ``REMEM_COLLECTION`` | ``memories`` | collection name (qdrant store) |
-| ``REMEM_MAX_TEXT_CHARS`` | ``16000`` | longest memory text accepted |
+| ``REMEM_MAX_TEXT_CHARS`` | ``16000`` | longest memory text accepted (1 to 1,000,000) |
 | ``REMEM_LM`` | unset | default language model for the LLM pipeline |
+
+A value that cannot be used (``REMEM_MAX_TEXT_CHARS=abc``, ``0``, ``-5``, ``10**30``, a name with control
+characters, a path with a NUL) is a :class:`~remem.errors.ConfigurationError` naming the variable.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from .bounds import MAX_TEXT_CHARS_LIMIT, bad_char, check_label
 from .errors import ConfigurationError
+
+#: Largest embedding dimension accepted (the largest common models make 4,096).
+MAX_DIMENSIONS = 65_536
 
 
 def _env(name: str) -> str | None:
@@ -39,14 +46,26 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     home: Path = Field(default_factory=default_home)
-    embedder: str = "local"
-    embedder_dimensions: int | None = None
-    store: str = "edge"
-    qdrant_url: str | None = None
-    qdrant_api_key: str | None = None
-    collection: str = "memories"
-    max_text_chars: int = Field(default=16_000, ge=1)
-    lm: str | None = None
+    embedder: str = Field(default="local", max_length=500)
+    embedder_dimensions: int | None = Field(default=None, ge=1, le=MAX_DIMENSIONS)
+    store: str = Field(default="edge", max_length=500)
+    qdrant_url: str | None = Field(default=None, max_length=2000)
+    qdrant_api_key: str | None = Field(default=None, max_length=2000)
+    collection: str = Field(default="memories", pattern=r"^[A-Za-z0-9_\-]{1,255}$")
+    max_text_chars: int = Field(default=16_000, ge=1, le=MAX_TEXT_CHARS_LIMIT)
+    lm: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("home")
+    @classmethod
+    def _home(cls, v: Path) -> Path:
+        if not str(v) or bad_char(str(v)) is not None:
+            raise ValueError("not a usable path: it must be valid UTF-8 without NUL characters")
+        return v
+
+    @field_validator("embedder", "store", "qdrant_url", "qdrant_api_key", "lm")
+    @classmethod
+    def _specs(cls, v: str | None) -> str | None:
+        return None if v is None else check_label(v, "value", max_len=2000)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

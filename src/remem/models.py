@@ -12,7 +12,19 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from .bounds import (
+    INT64_MAX,
+    MAX_LABEL_CHARS,
+    MAX_TEXT_CHARS_LIMIT,
+    bad_char,
+    check_datetime,
+    check_metadata,
+    check_optional_label,
+    check_str,
+    fail,
+)
 
 MemoryKind = Literal["episode", "fact"]
 
@@ -23,10 +35,30 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """A naive datetime is read as UTC; an aware one is converted to UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    """A naive datetime is read as UTC; an aware one is converted to UTC (:class:`~remem.errors.ValidationError`
+    when that UTC time falls outside years 1-9999)."""
+    return check_datetime(value, "datetime")
+
+
+def _utc_or_none(value: datetime | None, info: ValidationInfo) -> datetime | None:
+    return None if value is None else check_datetime(value, info.field_name or "datetime")
+
+
+def _storable(value: str | None, info: ValidationInfo) -> str | None:
+    """No NUL and no lone surrogate: what every store, SQLite and a JSON response can hold."""
+    if value is not None:
+        problem = bad_char(value)
+        if problem is not None:
+            raise fail(info.field_name or "value", problem)
+    return value
+
+
+def _storable_items(values: list[str], info: ValidationInfo) -> list[str]:
+    for i, value in enumerate(values):
+        problem = bad_char(value)
+        if problem is not None:
+            raise fail(f"{info.field_name}[{i}]", problem)
+    return values
 
 
 def normalize_text(text: str) -> str:
@@ -48,18 +80,35 @@ class _Model(BaseModel):
 
 
 class Message(_Model):
-    """One conversation turn. ``id`` is the caller's id for the turn (kept as the memory's source id)."""
+    """One conversation turn. ``id`` is the caller's id for the turn (kept as the memory's source id).
+
+    Limits (:mod:`remem.bounds`): ``content`` without NUL or lone surrogates (its length is checked against
+    ``REMEM_MAX_TEXT_CHARS`` by :meth:`remem.Memory.add`); ``name`` and ``id`` at most 200 characters without
+    control characters; ``timestamp`` naive (= UTC) or aware with a UTC form in years 1-9999. A violation is a
+    pydantic ``ValidationError`` here, a :class:`remem.ValidationError` naming the message from ``Memory.add``.
+    """
 
     role: Literal["user", "assistant", "system", "tool"] = "user"
     content: str
-    name: str | None = Field(default=None, description="Speaker name, e.g. 'Caroline'.")
+    name: str | None = Field(default=None, description="Speaker name, e.g. 'Caroline'.",
+                             json_schema_extra={"maxLength": MAX_LABEL_CHARS})
     timestamp: datetime | None = None
-    id: str | None = None
+    id: str | None = Field(default=None, json_schema_extra={"maxLength": MAX_LABEL_CHARS})
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, v: str) -> str:
+        return check_str(v, "content", max_len=MAX_TEXT_CHARS_LIMIT)
+
+    @field_validator("name", "id")
+    @classmethod
+    def _labels(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return check_optional_label(v, info.field_name or "label")
 
     @field_validator("timestamp")
     @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        return None if v is None else as_utc(v)
+    def _utc(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        return _utc_or_none(v, info)
 
 
 class MemoryRecord(_Model):
@@ -82,16 +131,32 @@ class MemoryRecord(_Model):
     role: str | None = None
     speaker: str | None = None
     session_id: str | None = None
-    seq: int | None = Field(default=None, description="Order of the turn within its conversation/session.")
+    seq: int | None = Field(default=None, ge=0, le=INT64_MAX,
+                            description="Order of the turn within its conversation/session.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     hash: str = ""
-    version: int = 1
+    version: int = Field(default=1, ge=1, le=INT64_MAX)
     deleted_at: datetime | None = None
 
     @field_validator("created_at", "updated_at", "observed_at", "deleted_at")
     @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        return None if v is None else as_utc(v)
+    def _utc(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        return _utc_or_none(v, info)
+
+    @field_validator("id", "user_id", "text", "role", "speaker", "session_id", "hash")
+    @classmethod
+    def _strings(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _storable(v, info)
+
+    @field_validator("categories", "source_ids")
+    @classmethod
+    def _lists(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return _storable_items(v, info)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_metadata(v, max_bytes=None)
 
     def model_post_init(self, context: Any, /) -> None:
         if not self.hash:
@@ -145,7 +210,12 @@ class HistoryEvent(_Model):
     @field_validator("created_at")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return as_utc(v)
+        return check_datetime(v, "created_at")
+
+    @field_validator("memory_id", "user_id", "old_text", "new_text", "actor", "reason")
+    @classmethod
+    def _strings(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _storable(v, info)
 
 
 class MemoryEvent(_Model):

@@ -24,7 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from .errors import ImportFormatError, RememError, StoreError, ValidationError
 from .models import HistoryEvent, MemoryRecord, content_hash, utcnow
 from .stores import MemoryFilter
-from .validation import check_text, check_user_id
+from .validation import check_event, check_import_line, check_record, check_text, check_user_id
 
 if TYPE_CHECKING:
     from .memory.core import Memory
@@ -89,6 +89,7 @@ def _parse(path: Path, max_chars: int) -> tuple[list[MemoryRecord], list[History
     seen_header = False
     for number, raw in enumerate(raw_lines, start=1):
         where = f"{path}:{number}"
+        check_import_line(raw, where, number)
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -113,6 +114,7 @@ def _parse(path: Path, max_chars: int) -> tuple[list[MemoryRecord], list[History
                 seen_header = True
             elif kind == "memory":
                 record = MemoryRecord.model_validate(obj["record"])
+                check_record(record, max_chars)
                 check_user_id(record.user_id)
                 check_text(record.text, max_chars)
                 if record.id in owner:
@@ -124,6 +126,7 @@ def _parse(path: Path, max_chars: int) -> tuple[list[MemoryRecord], list[History
                 records.append(record)
             elif kind == "event":
                 event = HistoryEvent.model_validate(obj["event"])
+                check_event(event)
                 check_user_id(event.user_id)
                 events.append(event)
                 event_lines.append(number)

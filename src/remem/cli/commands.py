@@ -20,10 +20,12 @@ from pydantic import BaseModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import render
+from ..bounds import shown
 from ..errors import ValidationError
 from ..memory.core import Memory, SearchMode
 from ..models import AddResult, EventType, MemoryKind
-from ..validation import check_text
+from ..render import markup_safe
+from ..validation import check_datetime, check_text
 from .app import app, console, err_console
 
 # -- shared options ------------------------------------------------------------------------------------------
@@ -58,11 +60,11 @@ def parse_when(value: str | None, option: str, *, end_of_day: bool = False) -> d
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ValidationError(f"{option}: {value!r} is not an ISO date or time (e.g. 2023-05-08 or "
+        raise ValidationError(f"{option}: {shown(value)} is not an ISO date or time (e.g. 2023-05-08 or "
                               "2023-05-08T14:30:00Z)", option=option) from None
     if end_of_day and len(text) <= 10:
         parsed = datetime.combine(parsed.date(), time.max)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return check_datetime(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC), option)
 
 
 def parse_kinds(kinds: Sequence[str] | None) -> list[MemoryKind] | None:
@@ -75,7 +77,7 @@ def parse_kinds(kinds: Sequence[str] | None) -> list[MemoryKind] | None:
         elif k == "fact":
             out.append("fact")
         else:
-            raise ValidationError(f"--kind: unknown kind {k!r} (use episode or fact)")
+            raise ValidationError(f"--kind: unknown kind {shown(k)} (use episode or fact)")
     return out
 
 
@@ -96,12 +98,12 @@ def read_messages(path: Path) -> list[dict[str, Any]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ValidationError(f"cannot read {path}: {exc.strerror}", path=str(path)) from None
+        raise ValidationError(f"cannot read {shown(str(path))}: {exc.strerror}", path=shown(str(path))) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ValidationError(f"{path}:{line}: not valid UTF-8", path=str(path), line=line) from None
+        raise ValidationError(f"{shown(str(path))}:{line}: not valid UTF-8", line=line) from None
     items: Any
     try:
         items = json.loads(text)
@@ -113,11 +115,12 @@ def read_messages(path: Path) -> list[dict[str, Any]]:
             try:
                 items.append(json.loads(line_text))
             except json.JSONDecodeError as exc:
-                raise ValidationError(f"{path}:{number}: not valid JSON ({exc.msg})", line=number) from None
+                raise ValidationError(f"{shown(str(path))}:{number}: not valid JSON ({exc.msg})", line=number) from None
     if isinstance(items, dict):
         items = items.get("messages", [items])
     if not isinstance(items, list) or not all(isinstance(m, dict) for m in items):
-        raise ValidationError(f"{path}: expected a list of message objects (role, content, name, timestamp, id)")
+        raise ValidationError(f"{shown(str(path))}: expected a list of message objects (role, content, name, "
+                              "timestamp, id)")
     return items
 
 
@@ -181,8 +184,8 @@ def add(
         if e.event is EventType.ADD:
             console.print(f"[green]ADD[/]  {e.memory_id}", highlight=False)
         else:
-            console.print(f"[dim]{e.event.value} {e.memory_id} ({e.reason})[/]", highlight=False)
-    console.print(f"{len(added)} added, {len(result.events) - len(added)} unchanged for user {user}",
+            console.print(f"[dim]{e.event.value} {e.memory_id} ({markup_safe(e.reason)})[/]", highlight=False)
+    console.print(f"{len(added)} added, {len(result.events) - len(added)} unchanged for user {markup_safe(user)}",
                   highlight=False)
 
 
@@ -218,7 +221,7 @@ def delete(
     """Soft-delete a memory (hidden from search and list; `remem restore` undoes it)."""
     with open_memory(home) as memory:
         record = memory.delete(memory_id, user_id=user, actor="cli", reason=reason)
-    console.print(f"[red]DELETE[/] {record.id} (restorable: remem restore {record.id} -u {user})",
+    console.print(f"[red]DELETE[/] {record.id} (restorable: remem restore {record.id} -u {markup_safe(user)})",
                   highlight=False)
 
 
@@ -244,15 +247,15 @@ def forget_user(
 ) -> None:
     """Erase a user everywhere (vector store, history, queue): irreversible."""
     if not yes:
-        typer.confirm(f"Erase every memory and all history of user {user_id!r}? This cannot be undone", abort=True,
-                      err=True)
+        typer.confirm(f"Erase every memory and all history of user {shown(user_id)}? This cannot be undone",
+                      abort=True, err=True)
     with open_memory(home) as memory:
         result = memory.forget_user(user_id)
     if as_json:
         emit_json(result)
         return
     extra = "".join(f", {n} {name}" for name, n in result.other.items())
-    console.print(f"forgot user {result.user_id}: {result.memories} memories, {result.history_events} history "
+    console.print(f"forgot user {markup_safe(result.user_id)}: {result.memories} memories, {result.history_events} history "
                   f"events{extra} removed", highlight=False)
 
 
@@ -265,7 +268,7 @@ def export_(
     """Write memories (live and deleted) and their full history as JSONL (lossless)."""
     with open_memory(home) as memory:
         count = memory.export(path, user_id=user)
-    console.print(f"exported {count} memories to {path}", highlight=False)
+    console.print(f"exported {count} memories to {markup_safe(path)}", highlight=False)
 
 
 @app.command("import")
@@ -275,7 +278,7 @@ def import_(
     home: Home = None,
 ) -> None:
     """Load an export file; it is validated first, so a bad line means nothing is written."""
-    with open_memory(home) as memory, progress_bar(f"importing {path.name}") as update:
+    with open_memory(home) as memory, progress_bar(f"importing {markup_safe(path.name)}") as update:
         counts = memory.import_(path, overwrite=overwrite, progress=update)
     console.print(f"imported {counts['memories']} memories and {counts['events']} history events"
                   f" ({counts['skipped']} already present, skipped)", highlight=False)
@@ -307,7 +310,7 @@ def search(
     if as_json:
         emit_json(hits)
     elif not hits:
-        console.print(f"no memories of {user} match", highlight=False)
+        console.print(f"no memories of {markup_safe(user)} match", highlight=False)
     else:
         console.print(render.hits_table(hits, title=f"{len(hits)} hits for {user} ({mode})", show_speaker=True))
 
@@ -336,7 +339,7 @@ def list_(
         return
     what = "deleted memories" if deleted else "memories"
     if not page.items:
-        console.print(f"no {what} for {user} (total {page.total})", highlight=False)
+        console.print(f"no {what} for {markup_safe(user)} (total {page.total})", highlight=False)
         return
     console.print(render.records_table(page.items, title=f"{what} of {user}: {offset + 1}–{offset + len(page.items)}"
                                                           f" of {page.total}"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,11 +42,22 @@ from ..models import (
 from ..stores import MemoryFilter, VectorStore, stores
 from ..validation import (
     MessagesInput,
+    check_add_args,
+    check_add_records_args,
     check_categories,
+    check_change_args,
+    check_get_args,
+    check_import_args,
     check_kinds,
     check_limit,
+    check_list_args,
+    check_memory_id,
+    check_metadata,
+    check_path,
     check_range,
+    check_search_args,
     check_text,
+    check_update_args,
     check_user_id,
     to_messages,
 )
@@ -171,12 +181,7 @@ class Memory:
     @staticmethod
     def _memory_id(memory_id: object) -> str:
         """A memory id in canonical form (the stores return UUIDs lower-case); ValidationError if not a UUID."""
-        if not isinstance(memory_id, str) or not memory_id:
-            raise ValidationError(f"invalid memory id {memory_id!r}")
-        try:
-            return str(uuid.UUID(memory_id))
-        except ValueError:
-            raise ValidationError(f"invalid memory id {memory_id!r}: not a UUID", memory_id=memory_id) from None
+        return check_memory_id(memory_id)
 
     def _require(self, memory_id: str, user_id: str, *, deleted: bool | None = False) -> MemoryRecord:
         memory_id = self._memory_id(memory_id)
@@ -226,6 +231,8 @@ class Memory:
         cats = check_categories(categories)
         is_plain_text = isinstance(messages, str)
         msgs = to_messages(messages)
+        check_add_args(msgs, max_chars=self.settings.max_text_chars, metadata=metadata, session_id=session_id,
+                       infer=infer, actor=actor, progress=progress)
         for i, m in enumerate(msgs):
             self._text(m.content, f"message {i} content")
         if metadata is not None and not isinstance(metadata, dict):
@@ -269,6 +276,8 @@ class Memory:
         hash is recomputed from its text. Events come back in input order, one per record (ADD or NOOP naming
         the existing memory). An id that already exists, for any user, is refused: an insert never overwrites.
         """
+        check_add_records_args(records, max_chars=self.settings.max_text_chars, actor=actor, progress=progress,
+                               dedupe=dedupe, batch_size=batch_size)
         checked: list[MemoryRecord] = []
         for i, r in enumerate(records):
             check_user_id(r.user_id)
@@ -354,6 +363,9 @@ class Memory:
 
         ``source_ids`` are appended to the memory's sources (the pipeline cites the turns behind an update)."""
         user_id = check_user_id(user_id)
+        check_update_args(max_chars=self.settings.max_text_chars, text=text, categories=categories,
+                          metadata=metadata, observed_at=observed_at, actor=actor, reason=reason,
+                          source_ids=source_ids)
         new_text = self._text(text) if text is not None else None
         cats = check_categories(categories) if categories is not None else None
         with self.user_lock(user_id):
@@ -364,7 +376,7 @@ class Memory:
             if cats is not None:
                 changes["categories"] = cats
             if metadata is not None:
-                changes["metadata"] = {**old.metadata, **metadata}
+                changes["metadata"] = check_metadata({**old.metadata, **metadata})
             if observed_at is not None:
                 changes["observed_at"] = as_utc(observed_at)
             if source_ids:
@@ -379,6 +391,7 @@ class Memory:
     def delete(self, memory_id: str, *, user_id: str, actor: str = "api", reason: str | None = None) -> MemoryRecord:
         """Soft delete: hidden from search and list, kept with its history, undone by :meth:`restore`."""
         user_id = check_user_id(user_id)
+        check_change_args(actor=actor, reason=reason)
         with self.user_lock(user_id):
             old = self._require(memory_id, user_id)
             now = utcnow()
@@ -391,6 +404,7 @@ class Memory:
     def restore(self, memory_id: str, *, user_id: str, actor: str = "api", reason: str | None = None) -> MemoryRecord:
         """Undo a soft delete. Restoring text a live memory already holds is refused (it would duplicate it)."""
         user_id = check_user_id(user_id)
+        check_change_args(actor=actor, reason=reason)
         with self.user_lock(user_id):
             old = self._require(memory_id, user_id, deleted=True)
             twin = self.find_duplicate(user_id, old.text)
@@ -422,6 +436,7 @@ class Memory:
 
     # -- reads ---------------------------------------------------------------------------------------------
     def get(self, memory_id: str, *, user_id: str, include_deleted: bool = False) -> MemoryRecord:
+        check_get_args(include_deleted=include_deleted)
         return self._require(memory_id, check_user_id(user_id), deleted=None if include_deleted else False)
 
     def list(
@@ -439,6 +454,7 @@ class Memory:
     ) -> Page:
         """A page of a user's memories, newest first by default (``deleted=True``: the trash; None: all)."""
         user_id = check_user_id(user_id)
+        check_list_args(offset=offset, limit=limit, deleted=deleted, order=order, since=since, until=until)
         check_limit(limit)
         if not isinstance(offset, int) or offset < 0:
             raise ValidationError(f"offset must be a non-negative integer, got {offset!r}")
@@ -485,6 +501,9 @@ class Memory:
         """
         from ..retrieval.search import DEFAULT_OPTIONS, search_memories
 
+        check_search_args(limit=limit, threshold=threshold, since=since, until=until, options=options, mode=mode,
+                          expand_neighbors=expand_neighbors, dedupe=dedupe, recency=recency,
+                          time_expressions=time_expressions, reference_time=reference_time)
         opts = options if options is not None else DEFAULT_OPTIONS
         changes = {k: v for k, v in {
             "mode": mode, "expand_neighbors": expand_neighbors, "dedupe": dedupe, "recency": recency,
@@ -521,6 +540,7 @@ class Memory:
         """Write memories (live and deleted) and their history as JSONL; ``user_id=None`` exports everyone."""
         from ..transfer import export_jsonl
 
+        path = check_path(path)
         return export_jsonl(self, Path(path), user_id=None if user_id is None else check_user_id(user_id))
 
     def import_(
@@ -529,6 +549,7 @@ class Memory:
         """Load an export file. The whole file is validated first: a bad line means nothing is written."""
         from ..transfer import import_jsonl
 
+        path = check_import_args(path, overwrite=overwrite, progress=progress)
         return import_jsonl(self, Path(path), overwrite=overwrite, progress=progress)
 
     # -- lifecycle -----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from ..errors import ConfigurationError, LLMError, RememError
 from ..memory.core import Memory
 from ..models import LLMUsage, MemoryEvent, MemoryRecord, Message, SearchHit, utcnow
-from ..validation import check_user_id
+from ..validation import check_agent_args, check_reply_args, check_user_id
 from .dates import parse_date
 from .ingest import Pipeline
 from .lm import RETRYABLE, LMSpec, meter, raw_output_of, resolve_lm
@@ -88,6 +88,9 @@ class Agent:
     ) -> None:
         if lm is None and memory.pipeline is None:
             raise ConfigurationError("Agent needs a language model: Agent(memory, lm='openai/gpt-4o-mini')")
+        check_agent_args(window=window, core_limit=core_limit, core_categories=core_categories,
+                         max_tool_calls=max_tool_calls, search_limit=search_limit, background=background,
+                         instructions=instructions, retries=retries)
         self.memory = memory
         self.lm = resolve_lm(lm, api_base=api_base) if lm is not None else memory.pipeline.lm
         self.pipeline: Pipeline = memory.pipeline if memory.pipeline is not None else Pipeline(memory, self.lm)
@@ -160,7 +163,7 @@ class Agent:
                 calls.append(ToolCall(name="search_by_time", args=args, error="bad dates"))
                 return "error: start and end must be dates as YYYY-MM-DD"
             if until == until.replace(hour=0, minute=0, second=0, microsecond=0):
-                until = until + timedelta(days=1) - timedelta(microseconds=1)
+                until = until.replace(hour=23, minute=59, second=59, microsecond=999_999)  # the whole end day
             return run("search_by_time", args, search_text, since=since, until=until)
 
         return [fetch_similar_memories, search_by_category, search_by_time]
@@ -169,6 +172,7 @@ class Agent:
     def reply(self, user_id: str, text: str, *, session_id: str | None = None, now: datetime | None = None) -> AgentReply:
         user_id = check_user_id(user_id)
         text = self.memory._text(text, "message")
+        check_reply_args(session_id=session_id, now=now)
         now = now or utcnow()
         history = self.transcript(user_id)
         turn = Message(role="user", content=text, timestamp=now, id=f"m-{uuid.uuid4().hex[:12]}")

@@ -38,7 +38,14 @@ import numpy as np
 from ..errors import ValidationError
 from ..models import MemoryKind, SearchHit, as_utc, utcnow
 from ..stores.base import MemoryFilter, ScoredRecord, StoreQuery
-from ..validation import check_categories, check_kinds, check_limit, check_range, check_user_id
+from ..validation import (
+    check_categories,
+    check_kinds,
+    check_limit,
+    check_range,
+    check_search_args,
+    check_user_id,
+)
 from .expand import collapse_and_expand
 from .fusion import fuse_rrf
 from .timeparse import TimeRange, parse_time_range
@@ -183,6 +190,7 @@ def search_memories(
     options: SearchOptions = DEFAULT_OPTIONS,
 ) -> list[SearchHit]:
     """The user's memories most relevant to ``query`` (see the module docstring for the stages)."""
+    check_search_args(limit=limit, threshold=threshold, since=since, until=until, options=options)
     user_id = check_user_id(user_id)
     query = memory._text(query, "query")
     check_limit(limit)

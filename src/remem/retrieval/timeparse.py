@@ -146,7 +146,15 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
 
 
 def parse_time_range(query: str, now: datetime) -> TimeRange | None:
-    """The time range a query refers to, relative to ``now``; ``None`` when the query names no time."""
+    """The time range a query refers to, relative to ``now``; ``None`` when the query names no time, or when
+    the range would fall outside the years a datetime can hold (``now`` near year 1 or 9999)."""
+    try:
+        return _parse_time_range(query, now)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _parse_time_range(query: str, now: datetime) -> TimeRange | None:
     text = query.lower()
     today = (now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(UTC).date()
     for pattern, rule in _RULES:

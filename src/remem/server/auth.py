@@ -22,6 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from ..bounds import bad_char, check_label, check_optional_label
 from ..errors import AuthError, NotFoundError, ValidationError
 from ..models import utcnow
 from .tenancy import check_tenant
@@ -87,6 +88,7 @@ class KeyStore:
         return cls(Path(home).expanduser() / "keys.sqlite3")
 
     def create(self, *, role: Role = "tenant", tenant: str | None = None, label: str | None = None) -> CreatedKey:
+        label = check_optional_label(label, "label")  # remem.bounds: at most 200 characters, no control characters
         if role == "tenant":
             tenant = check_tenant(tenant)
         elif role == "admin":
@@ -116,6 +118,7 @@ class KeyStore:
         ]
 
     def revoke(self, key_id: str) -> KeyInfo:
+        check_label(key_id, "key_id", max_len=64)  # remem.bounds: storable text (SQLite refuses lone surrogates)
         with self._lock:
             cur = self._conn.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
@@ -129,6 +132,8 @@ class KeyStore:
         """The principal of a valid, unrevoked key; :class:`AuthError` otherwise (same message for every cause)."""
         if not api_key:
             raise AuthError("missing API key: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+        if not isinstance(api_key, str) or bad_char(api_key) is not None:  # remem.bounds: unencodable text
+            raise AuthError("invalid or revoked API key")
         parts = api_key.split("_", 2)
         key_id = parts[1] if len(parts) == 3 and api_key.startswith(PREFIX) else ""
         with self._lock:

@@ -1,14 +1,60 @@
-"""Request and response bodies of the REST API (results reuse :mod:`remem.models`)."""
+"""Request and response bodies of the REST API (results reuse :mod:`remem.models`).
+
+Every request field is bounded here, so FastAPI answers 422 (naming the field in ``loc``) before the library is
+called: strings without NUL or lone surrogates (labels also without control characters), lengths and counts,
+finite numbers in range, datetimes whose UTC form exists, metadata within the limits of
+:func:`remem.bounds.check_metadata`. The limits are those of :mod:`remem.bounds` and :mod:`remem.validation`
+(README, "Input limits"); the text length (``REMEM_MAX_TEXT_CHARS``) is configurable, so the library checks it.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
+from ..bounds import (
+    MAX_CATEGORIES,
+    MAX_CATEGORY_CHARS,
+    MAX_LABEL_CHARS,
+    MAX_REASON_CHARS,
+    MAX_TEXT_CHARS_LIMIT,
+    check_datetime,
+    check_label,
+    check_metadata,
+    check_str,
+)
 from ..models import HistoryEvent, Message, SearchHit
+from ..validation import MAX_LIMIT, MAX_MESSAGES
 from .auth import Role
+
+
+def _text(value: str, info: ValidationInfo) -> str:
+    return check_str(value, info.field_name or "text", max_len=MAX_TEXT_CHARS_LIMIT)
+
+
+def _label(value: str, info: ValidationInfo) -> str:
+    return check_label(value, info.field_name or "value")
+
+
+def _when(value: datetime, info: ValidationInfo) -> datetime:
+    return check_datetime(value, info.field_name or "datetime")
+
+
+def _metadata(value: dict[str, Any]) -> dict[str, Any]:
+    return check_metadata(value)
+
+
+#: Free text (memory text, query, chat message, reason): no NUL, no lone surrogate.
+Text = Annotated[str, AfterValidator(_text)]
+#: A short name or id: at most 200 characters, no control characters.
+Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS), AfterValidator(_label)]
+Category = Annotated[str, Field(min_length=1, max_length=MAX_CATEGORY_CHARS), AfterValidator(_label)]
+Categories = Annotated[list[Category], Field(max_length=MAX_CATEGORIES)]
+When = Annotated[datetime, AfterValidator(_when)]
+Metadata = Annotated[dict[str, Any], AfterValidator(_metadata)]
+Reason = Annotated[str, Field(max_length=MAX_REASON_CHARS), AfterValidator(_text)]
 
 
 class _Body(BaseModel):
@@ -16,39 +62,40 @@ class _Body(BaseModel):
 
 
 class AddBody(_Body):
-    messages: str | list[str | Message] = Field(
+    messages: Text | Annotated[list[Text | Message], Field(min_length=1, max_length=MAX_MESSAGES)] = Field(
         description="A string (one fact), or a list of strings/messages (raw: one memory each)."
     )
     infer: bool = Field(False, description="Run the LLM pipeline (extract + maintain); needs a configured LM.")
-    categories: list[str] | None = None
-    metadata: dict[str, Any] | None = None
-    session_id: str | None = None
+    categories: Categories | None = None
+    metadata: Metadata | None = Field(None, description="A JSON object (at most 16 KiB, 8 levels deep).")
+    session_id: Label | None = None
 
 
 class SearchBody(_Body):
-    query: str
-    limit: int = 10
-    categories: list[str] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    query: Text
+    limit: int = Field(10, ge=1, le=MAX_LIMIT)
+    categories: Categories | None = None
+    since: When | None = None
+    until: When | None = None
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    threshold: float | None = None
+    threshold: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False,
+                                    description="Minimum cosine similarity.")
 
 
 class UpdateBody(_Body):
-    text: str | None = None
-    categories: list[str] | None = None
-    metadata: dict[str, Any] | None = None
-    observed_at: datetime | None = None
-    reason: str | None = Field(None, max_length=500)
+    text: Text | None = None
+    categories: Categories | None = None
+    metadata: Metadata | None = None
+    observed_at: When | None = None
+    reason: Reason | None = None
 
 
 class ReasonBody(_Body):
-    reason: str | None = Field(None, max_length=500)
+    reason: Reason | None = None
 
 
 class ChatBody(_Body):
-    message: str
+    message: Text
 
 
 class SearchResponse(BaseModel):
@@ -91,8 +138,8 @@ class Whoami(BaseModel):
 
 class KeyCreateBody(_Body):
     role: Role = "tenant"
-    tenant: str | None = None
-    label: str | None = None
+    tenant: str | None = Field(None, max_length=32, description="a-z 0-9 _ - (1-32 characters)")
+    label: Label | None = None
 
 
 __all__ = ["AddBody", "ChatBody", "ChatResponse", "Health", "HistoryResponse", "KeyCreateBody", "Message",
