@@ -176,43 +176,60 @@ def check_optional_datetime(value: object, field: str) -> datetime | None:
     return None if value is None else check_datetime(value, field)
 
 
-def _key_path(path: str, key: str) -> str:
-    return f"{path}.{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}", key) else f"{path}[{shown(key)}]"
+def _path(field: str, parts: tuple[str | int, ...]) -> str:
+    """``metadata.key[2]`` (keys that are not plain names are quoted: ``metadata['a b']``)."""
+    out = field
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}", part):
+            out += f".{part}"
+        else:
+            out += f"[{shown(part)}]"
+    return out
 
 
-def _check_json(value: object, path: str, depth: int) -> None:
+def _plain_key(key: object) -> bool:
+    """The common case, checked without building messages: a short printable ASCII string."""
+    return isinstance(key, str) and 0 < len(key) <= MAX_METADATA_KEY_CHARS and key.isascii() and key.isprintable()
+
+
+def _check_json(value: object, field: str, parts: tuple[str | int, ...]) -> None:
     if value is None or isinstance(value, bool):
         return
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
-            raise fail(path, f"is an integer outside the signed 64-bit range ({shown(value, 30)})")
+            raise fail(_path(field, parts), f"is an integer outside the signed 64-bit range ({shown(value, 30)})")
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise fail(path, f"is {value}: JSON has no NaN or infinity")
+            raise fail(_path(field, parts), f"is {value}: JSON has no NaN or infinity")
         return
     if isinstance(value, str):
-        problem = bad_char(value)
-        if problem is not None:
-            raise fail(path, problem)
+        if not value.isascii() or "\x00" in value:
+            problem = bad_char(value)
+            if problem is not None:
+                raise fail(_path(field, parts), problem)
         return
     if isinstance(value, (Mapping, list)):
-        if depth >= MAX_METADATA_DEPTH:
-            raise fail(path, f"is nested more than {MAX_METADATA_DEPTH} levels deep")
+        if len(parts) >= MAX_METADATA_DEPTH:
+            raise fail(_path(field, parts), f"is nested more than {MAX_METADATA_DEPTH} levels deep")
         if len(value) > MAX_METADATA_ITEMS:
-            raise fail(path, f"has {len(value)} entries, more than the limit of {MAX_METADATA_ITEMS}")
+            raise fail(_path(field, parts), f"has {len(value)} entries, more than the limit of {MAX_METADATA_ITEMS}")
         if isinstance(value, list):
             for i, item in enumerate(value):
-                _check_json(item, f"{path}[{i}]", depth + 1)
+                _check_json(item, field, (*parts, i))
             return
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise fail(f"{path} key {shown(key, 30)}", f"must be a string, got {type(key).__name__}")
-            check_label(key, f"{path} key {shown(key, 30)}", max_len=MAX_METADATA_KEY_CHARS)
-            _check_json(item, _key_path(path, key), depth + 1)
+            if not _plain_key(key):
+                where = f"{_path(field, parts)} key {shown(key, 30)}"
+                if not isinstance(key, str):
+                    raise fail(where, f"must be a string, got {type(key).__name__}")
+                check_label(key, where, max_len=MAX_METADATA_KEY_CHARS)
+            _check_json(item, field, (*parts, key))
         return
-    raise fail(path, f"has a value of type {type(value).__name__}: use JSON types (null, true/false, numbers, "
-               "strings, lists, objects)")
+    raise fail(_path(field, parts), f"has a value of type {type(value).__name__}: use JSON types (null, "
+               "true/false, numbers, strings, lists, objects)")
 
 
 def check_metadata(value: object, field: str = "metadata", *, max_bytes: int | None = MAX_METADATA_BYTES
@@ -221,7 +238,15 @@ def check_metadata(value: object, field: str = "metadata", *, max_bytes: int | N
     bound (records read back from a store are checked for storability, not size)."""
     if not isinstance(value, Mapping):
         raise fail(field, f"must be a JSON object (a dict), got {type(value).__name__}")
-    _check_json(value, field, 0)
+    if len(value) > MAX_METADATA_ITEMS:
+        raise fail(field, f"has {len(value)} entries, more than the limit of {MAX_METADATA_ITEMS}")
+    for key, item in value.items():
+        if not _plain_key(key):
+            where = f"{field} key {shown(key, 30)}"
+            if not isinstance(key, str):
+                raise fail(where, f"must be a string, got {type(key).__name__}")
+            check_label(key, where, max_len=MAX_METADATA_KEY_CHARS)
+        _check_json(item, field, (key,))
     if max_bytes is not None:
         size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"))
         if size > max_bytes:

@@ -10,9 +10,9 @@ import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .bounds import (
     INT64_MAX,
@@ -44,21 +44,21 @@ def _utc_or_none(value: datetime | None, info: ValidationInfo) -> datetime | Non
     return None if value is None else check_datetime(value, info.field_name or "datetime")
 
 
-def _storable(value: str | None, info: ValidationInfo) -> str | None:
-    """No NUL and no lone surrogate: what every store, SQLite and a JSON response can hold."""
-    if value is not None:
-        problem = bad_char(value)
-        if problem is not None:
-            raise fail(info.field_name or "value", problem)
-    return value
-
-
-def _storable_items(values: list[str], info: ValidationInfo) -> list[str]:
-    for i, value in enumerate(values):
-        problem = bad_char(value)
-        if problem is not None:
-            raise fail(f"{info.field_name}[{i}]", problem)
-    return values
+def _check_storable(model: BaseModel, fields: tuple[str, ...], lists: tuple[str, ...] = ()) -> None:
+    """No NUL and no lone surrogate in the string fields: what every store, SQLite and a JSON response can hold.
+    One pass per model (records are validated on every store read: this keeps that cheap)."""
+    for name in fields:
+        value = getattr(model, name)
+        if value is not None and (not value.isascii() or "\x00" in value):
+            problem = bad_char(value)
+            if problem is not None:
+                raise fail(name, problem)
+    for name in lists:
+        for i, value in enumerate(getattr(model, name)):
+            if not value.isascii() or "\x00" in value:
+                problem = bad_char(value)
+                if problem is not None:
+                    raise fail(f"{name}[{i}]", problem)
 
 
 def normalize_text(text: str) -> str:
@@ -143,20 +143,13 @@ class MemoryRecord(_Model):
     def _utc(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
         return _utc_or_none(v, info)
 
-    @field_validator("id", "user_id", "text", "role", "speaker", "session_id", "hash")
-    @classmethod
-    def _strings(cls, v: str | None, info: ValidationInfo) -> str | None:
-        return _storable(v, info)
-
-    @field_validator("categories", "source_ids")
-    @classmethod
-    def _lists(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        return _storable_items(v, info)
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return check_metadata(v, max_bytes=None)
+    @model_validator(mode="after")
+    def _storable(self) -> Self:
+        _check_storable(self, ("id", "user_id", "text", "role", "speaker", "session_id", "hash"),
+                        ("categories", "source_ids"))
+        if self.metadata:
+            check_metadata(self.metadata, max_bytes=None)
+        return self
 
     def model_post_init(self, context: Any, /) -> None:
         if not self.hash:
@@ -212,10 +205,10 @@ class HistoryEvent(_Model):
     def _utc(cls, v: datetime) -> datetime:
         return check_datetime(v, "created_at")
 
-    @field_validator("memory_id", "user_id", "old_text", "new_text", "actor", "reason")
-    @classmethod
-    def _strings(cls, v: str | None, info: ValidationInfo) -> str | None:
-        return _storable(v, info)
+    @model_validator(mode="after")
+    def _storable(self) -> Self:
+        _check_storable(self, ("memory_id", "user_id", "old_text", "new_text", "actor", "reason"))
+        return self
 
 
 class MemoryEvent(_Model):

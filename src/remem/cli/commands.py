@@ -88,6 +88,8 @@ def parse_metadata(value: str | None) -> dict[str, Any] | None:
         data = json.loads(value)
     except json.JSONDecodeError as exc:
         raise ValidationError(f"--metadata is not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ValidationError("--metadata is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValidationError("--metadata must be a JSON object, e.g. '{\"source\": \"crm\"}'")
     return data
@@ -107,6 +109,8 @@ def read_messages(path: Path) -> list[dict[str, Any]]:
     items: Any
     try:
         items = json.loads(text)
+    except RecursionError:
+        raise ValidationError(f"{shown(str(path))}: JSON nested too deeply") from None
     except json.JSONDecodeError:
         items = []
         for number, line_text in enumerate(text.splitlines(), start=1):
@@ -116,6 +120,8 @@ def read_messages(path: Path) -> list[dict[str, Any]]:
                 items.append(json.loads(line_text))
             except json.JSONDecodeError as exc:
                 raise ValidationError(f"{shown(str(path))}:{number}: not valid JSON ({exc.msg})", line=number) from None
+            except RecursionError:
+                raise ValidationError(f"{shown(str(path))}:{number}: JSON nested too deeply", line=number) from None
     if isinstance(items, dict):
         items = items.get("messages", [items])
     if not isinstance(items, list) or not all(isinstance(m, dict) for m in items):

@@ -42,8 +42,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/v1", responses=ERRORS)
 USER = "/users/{user_id}"
 MEM = USER + "/memories/{memory_id}"
-#: A memory id in a path: a UUID (braces and the urn form fit too); longer is refused before any lookup.
-MemoryId = Annotated[str, PathParam(description="The memory's id (a UUID).", max_length=64)]
+#: A memory id in a path: a UUID, refused before any lookup when it is not one.
+UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+MemoryId = Annotated[str, PathParam(description="The memory's id (a UUID).", max_length=36, pattern=UUID_PATTERN)]
 
 
 @router.get("/whoami", response_model=Whoami, tags=["auth"])

@@ -138,7 +138,8 @@ class Whoami(BaseModel):
 
 class KeyCreateBody(_Body):
     role: Role = "tenant"
-    tenant: str | None = Field(None, max_length=32, description="a-z 0-9 _ - (1-32 characters)")
+    tenant: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+                               description="Needed for a tenant key: a-z 0-9 _ - (1-32 characters).")
     label: Label | None = None
 
 
