@@ -281,3 +281,21 @@ async def test_mcp_tools_turn_hostile_input_into_tool_errors(tmp_path: Path) -> 
                 assert "invalid_input: " in text and fragment in text, (tool, text)
                 text.encode("utf-8")
         assert state(m) == before
+
+
+def test_chat_reports_a_line_that_is_not_utf8_and_goes_on(tmp_path: Path) -> None:
+    script = tmp_path / "lm.json"
+    script.write_text(json.dumps({"routes": {}, "default": {
+        "next_thought": "Done.", "next_tool_name": "finish", "next_tool_args": {}, "reasoning": "ok",
+        "response": "Hello there.", "save_memory": False}}))
+    env = {**os.environ, "REMEM_HOME": str(tmp_path / "chat"), "REMEM_EMBEDDER": "fake", "PYTHONUTF8": "0",
+           "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
+    proc = subprocess.run([sys.executable, "-m", "remem.cli", "chat", "-u", "ana", "--lm", f"scripted:{script}"],
+                          input=b"half an emoji \xed\xa0\xbd\nhi\n/quit\n", env=env, capture_output=True,
+                          timeout=120, check=False)
+    err, out = proc.stderr.decode("utf-8"), proc.stdout.decode("utf-8")
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and err.count("error:") == 1 and "lone surrogate" in err
+    assert "Hello there." in out  # the next line was answered
+    with Memory(tmp_path / "chat", embedder="fake") as m:
+        assert [r.text for r in m.list(user_id="ana").items] == ["hi"]

@@ -327,3 +327,52 @@ def test_bad_server_setting_is_a_configuration_error(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigurationError, match=var):
         ServerConfig.from_env()
+
+
+# -- the LLM pipeline and the agent ----------------------------------------------------------------------------
+def test_pipeline_survives_dates_outside_the_calendar(tmp_path: Path) -> None:
+    """A relative date that overflows ("99999999999 years ago") and an LM date whose UTC form does not exist
+    fall back to the message time instead of crashing the pipeline."""
+    from remem.pipeline import ScriptedLM, react_script
+
+    lm = ScriptedLM({
+        "MemoryExtract": [{"facts": [{"text": "Ana is very old", "categories": ["personal_details"],
+                                      "date": "0001-01-01T00:00:00+01:00"}]}],
+        "UpdateMemory": react_script(("add_memory", {"text": "Ana is very old"}), outputs={"summary": "ADD"}),
+    })
+    with Memory(tmp_path / "p", embedder="fake", lm=lm) as mem:
+        said = datetime(2024, 5, 8, 10, tzinfo=UTC)
+        result = mem.add([{"content": "I was born 99999999999 years ago", "timestamp": said, "id": "t1"}],
+                         user_id="ana", infer=True)
+        assert [(e.event.value, e.text) for e in result.events] == [("ADD", "Ana is very old")]
+        (fact,) = mem.list(user_id="ana", kinds=["fact"]).items
+        assert fact.observed_at == said and fact.source_ids == ["t1"]
+
+
+def test_agent_refuses_hostile_turns_before_calling_the_lm(tmp_path: Path) -> None:
+    from remem.pipeline import Agent, ScriptedLM
+
+    lm = ScriptedLM([])  # any LM call would raise: the checks come first
+    with Memory(tmp_path / "a", embedder="fake", lm=lm) as mem:
+        agent = Agent(mem)
+        before = state(mem)
+        for kwargs, field in [({"text": "half an emoji \ud83d"}, "message"), ({"text": " \u3000 "}, "message"),
+                              ({"text": "hi", "session_id": "\x1b"}, "session_id"),
+                              ({"text": "hi", "now": datetime(1, 1, 1, tzinfo=PLUS_ONE)}, "now")]:
+            with pytest.raises(ValidationError) as info:
+                agent.reply("ana", **kwargs)
+            assert info.value.context["field"] == field
+        assert lm.requests == [] and state(mem) == before
+        for bad, field in [({"window": 0}, "window"), ({"max_tool_calls": -1}, "max_tool_calls"),
+                           ({"retries": 10**9}, "retries"), ({"core_categories": ["\x00"]}, "core_categories[0]")]:
+            with pytest.raises(ValidationError) as info:
+                Agent(mem, **bad)
+            assert info.value.context["field"] == field
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\ufeff\u200b\u2060", "\x1b\x07", " \u3000\u2028 ", "\u202e"])
+def test_text_of_only_invisible_characters_is_empty(m: Memory, text: str) -> None:
+    before = state(m)
+    with pytest.raises(ValidationError, match="is empty"):
+        m.add(text, user_id="alice")
+    assert state(m) == before

@@ -172,6 +172,18 @@ def check_datetime(value: object, field: str) -> datetime:
                    "9999-12-31T23:59:59.999999Z") from None
 
 
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def refuse_epoch(value: object, info: Any = None) -> object:
+    """A pydantic ``BeforeValidator`` for datetimes given as text: pydantic would read a number (``1700000000``,
+    ``"-14197"``) as Unix time; remem's API takes ISO 8601 only (``2024-05-08``, ``2024-05-08T14:30:00Z``)."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        field = getattr(info, "field_name", None) or "datetime"
+        raise fail(field, f"must be an ISO 8601 date or time (e.g. 2024-05-08T14:30:00Z), got {shown(value, 30)}")
+    return value
+
+
 def check_optional_datetime(value: object, field: str) -> datetime | None:
     return None if value is None else check_datetime(value, field)
 

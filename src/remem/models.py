@@ -24,6 +24,7 @@ from .bounds import (
     check_optional_label,
     check_str,
     fail,
+    refuse_epoch,
 )
 
 MemoryKind = Literal["episode", "fact"]
@@ -104,6 +105,11 @@ class Message(_Model):
     @classmethod
     def _labels(cls, v: str | None, info: ValidationInfo) -> str | None:
         return check_optional_label(v, info.field_name or "label")
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _iso(cls, v: object, info: ValidationInfo) -> object:
+        return refuse_epoch(v, info)
 
     @field_validator("timestamp")
     @classmethod

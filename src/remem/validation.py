@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import islice
@@ -71,16 +72,23 @@ def check_user_id(user_id: object) -> str:
     return user_id
 
 
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
 def check_text(text: object, max_chars: int, what: str = "memory text") -> str:
-    """A text (memory, query, chat message): not empty after stripping, at most ``max_chars`` characters
-    (``REMEM_MAX_TEXT_CHARS``), no NUL, no lone surrogate. Returns the stripped text."""
+    """A text (memory, query, chat message): not empty after stripping (nor made only of invisible characters
+    such as zero-width spaces), at most ``max_chars`` characters (``REMEM_MAX_TEXT_CHARS``), no NUL, no lone
+    surrogate. Returns the stripped text."""
     if isinstance(text, str) and len(text) > max_chars and len(text.strip()) > max_chars:
         stripped = text.strip()  # the precise message for the common case, before the character scan
         raise ValidationError(
             f"{what} has {len(stripped)} characters, more than the limit of {max_chars} (REMEM_MAX_TEXT_CHARS)",
             length=len(stripped), limit=max_chars, field=what,
         )
-    return check_str(text, what, max_len=max_chars, min_len=1, strip=True)
+    stripped = check_str(text, what, max_len=max_chars, min_len=1, strip=True)
+    if all(unicodedata.category(c) in _INVISIBLE for c in stripped):  # stops at the first visible character
+        raise ValidationError(f"{what} is empty (only invisible or control characters)", field=what)
+    return stripped
 
 
 def check_categories(categories: Sequence[str] | None, field: str = "categories") -> list[str]:

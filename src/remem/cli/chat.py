@@ -7,6 +7,7 @@ updated or deleted after the turn. Memory text is printed only to the user's own
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,6 +145,9 @@ def chat(
                       highlight=False)
         if pending:
             console.print(f"[yellow]{pending} turns wait in the pending queue: `remem reprocess`[/]")
+        reconfigure = getattr(sys.stdin, "reconfigure", None)
+        if reconfigure is not None:  # bytes that are not UTF-8 reach the library (and its one-line error) intact
+            reconfigure(errors="surrogateescape")
         while True:
             try:
                 line = input("you> ").strip()

@@ -19,7 +19,8 @@ _AGO = re.compile(r"\b(\d+|a couple of|a few|an?|one|two|three|four|five|six|sev
 
 
 def parse_date(value: object) -> datetime | None:
-    """``YYYY-MM-DD`` (or a full ISO timestamp) → aware UTC datetime at midnight; anything else → None."""
+    """``YYYY-MM-DD`` (or a full ISO timestamp) → aware UTC datetime at midnight; anything else → None (also a
+    time whose UTC form falls outside years 1-9999, e.g. ``0001-01-01T00:00:00+01:00``)."""
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
@@ -27,13 +28,21 @@ def parse_date(value: object) -> datetime | None:
         if len(text) == 10:
             return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def resolve_relative(text: str, anchor: datetime) -> datetime | None:
-    """The day a relative expression in ``text`` points to, counted from ``anchor`` (None if there is none)."""
+    """The day a relative expression in ``text`` points to, counted from ``anchor`` (None if there is none, or
+    if that day falls outside years 1-9999: "99999 years ago", "yesterday" of 1 January of year 1)."""
+    try:
+        return _resolve_relative(text, anchor)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _resolve_relative(text: str, anchor: datetime) -> datetime | None:
     low = text.casefold()
     day = anchor.astimezone(UTC).date()
     result: date | None = None

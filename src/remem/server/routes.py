@@ -8,7 +8,6 @@ for its user's lock never blocks the event loop, and reads (which take no lock i
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,6 +30,7 @@ from .schemas import (
     SearchResponse,
     UpdateBody,
     UsersResponse,
+    When,
     Whoami,
 )
 from .tenancy import out_event, out_hit, out_page, out_record, tenant_users
@@ -72,18 +72,18 @@ def add_memories(body: AddBody, scope: ScopeDep, memory: MemoryDep) -> AddResult
 def list_memories(
     scope: ScopeDep,
     memory: MemoryDep,
+    category: Annotated[list[str], Query(description="Repeat to match any of several (at most 32).",
+                                         max_length=MAX_CATEGORIES, default_factory=list)],
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    category: Annotated[list[str] | None, Query(description="Repeat to match any of several (at most 32).",
-                                                max_length=MAX_CATEGORIES)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[When | None, Query(description="ISO 8601; naive = UTC.")] = None,
+    until: Annotated[When | None, Query(description="ISO 8601; naive = UTC.")] = None,
     state: Annotated[Literal["live", "deleted", "all"], Query(description="live, deleted (trash) or all")] = "live",
     order: Literal["asc", "desc"] = "desc",
 ) -> Page:
     """A page of the user's memories, newest first; pass ``next_offset`` back as ``offset``."""
     deleted = {"live": False, "deleted": True, "all": None}[state]
-    page = memory.list(user_id=scope.internal, offset=offset, limit=limit, categories=category, since=since,
+    page = memory.list(user_id=scope.internal, offset=offset, limit=limit, categories=category or None, since=since,
                        until=until, deleted=deleted, order=order)
     return out_page(scope.tenant, page)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
 from ..bounds import (
     MAX_CATEGORIES,
@@ -24,6 +24,7 @@ from ..bounds import (
     check_label,
     check_metadata,
     check_str,
+    refuse_epoch,
 )
 from ..models import HistoryEvent, Message, SearchHit
 from ..validation import MAX_LIMIT, MAX_MESSAGES
@@ -52,7 +53,7 @@ Text = Annotated[str, AfterValidator(_text)]
 Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS), AfterValidator(_label)]
 Category = Annotated[str, Field(min_length=1, max_length=MAX_CATEGORY_CHARS), AfterValidator(_label)]
 Categories = Annotated[list[Category], Field(max_length=MAX_CATEGORIES)]
-When = Annotated[datetime, AfterValidator(_when)]
+When = Annotated[datetime, BeforeValidator(refuse_epoch), AfterValidator(_when)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_metadata)]
 Reason = Annotated[str, Field(max_length=MAX_REASON_CHARS), AfterValidator(_text)]
 
