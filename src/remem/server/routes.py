@@ -25,6 +25,7 @@ from .schemas import (
     ChatBody,
     ChatResponse,
     HistoryResponse,
+    QueryBool,
     ReasonBody,
     SearchBody,
     SearchResponse,
@@ -97,7 +98,8 @@ def search(body: SearchBody, scope: ScopeDep, memory: MemoryDep) -> SearchRespon
 
 
 @router.get(MEM, response_model=MemoryRecord, tags=["memories"])
-def get_memory(memory_id: MemoryId, scope: ScopeDep, memory: MemoryDep, include_deleted: bool = False) -> MemoryRecord:
+def get_memory(memory_id: MemoryId, scope: ScopeDep, memory: MemoryDep,
+               include_deleted: Annotated[QueryBool, Query(description="true or false")] = False) -> MemoryRecord:
     return out_record(scope.tenant, memory.get(memory_id, user_id=scope.internal, include_deleted=include_deleted))
 
 

@@ -1,7 +1,7 @@
 """Request and response bodies of the REST API (results reuse :mod:`remem.models`).
 
 Every request field is bounded here, so FastAPI answers 422 (naming the field in ``loc``) before the library is
-called: strings without NUL or lone surrogates (labels also without control characters), lengths and counts,
+called: JSON types as the schema says (``true`` is not a number, ``1`` is not a boolean, a number is not a date), strings without NUL or lone surrogates (labels also without control characters), lengths and counts,
 finite numbers in range, datetimes whose UTC form exists, metadata within the limits of
 :func:`remem.bounds.check_metadata`. The limits are those of :mod:`remem.bounds` and :mod:`remem.validation`
 (README, "Input limits"); the text length (``REMEM_MAX_TEXT_CHARS``) is configurable, so the library checks it.
@@ -12,7 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    ValidationInfo,
+)
 
 from ..bounds import (
     MAX_CATEGORIES,
@@ -24,7 +33,9 @@ from ..bounds import (
     check_label,
     check_metadata,
     check_str,
+    fail,
     refuse_epoch,
+    shown,
 )
 from ..models import HistoryEvent, Message, SearchHit
 from ..validation import MAX_LIMIT, MAX_MESSAGES
@@ -43,10 +54,26 @@ def _when(value: datetime, info: ValidationInfo) -> datetime:
     return check_datetime(value, info.field_name or "datetime")
 
 
+def _number(value: object, info: ValidationInfo) -> object:
+    """JSON numbers only: pydantic would read ``true`` or ``"0.5"`` as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail(info.field_name or "number", f"must be a number, got {type(value).__name__}")
+    return value
+
+
 def _metadata(value: dict[str, Any]) -> dict[str, Any]:
     return check_metadata(value)
 
 
+def _true_false(value: object) -> object:
+    """A boolean query parameter is ``true`` or ``false`` (pydantic would also read 1, on, yes...)."""
+    if isinstance(value, str) and value not in ("true", "false"):
+        raise ValueError(f"must be true or false, got {shown(value, 30)}")
+    return value
+
+
+#: A boolean in a query string: ``true`` or ``false``.
+QueryBool = Annotated[bool, BeforeValidator(_true_false)]
 #: Free text (memory text, query, chat message, reason): no NUL, no lone surrogate.
 Text = Annotated[str, AfterValidator(_text)]
 #: A short name or id: at most 200 characters, no control characters.
@@ -66,7 +93,7 @@ class AddBody(_Body):
     messages: Text | Annotated[list[Text | Message], Field(min_length=1, max_length=MAX_MESSAGES)] = Field(
         description="A string (one fact), or a list of strings/messages (raw: one memory each)."
     )
-    infer: bool = Field(False, description="Run the LLM pipeline (extract + maintain); needs a configured LM.")
+    infer: StrictBool = Field(False, description="Run the LLM pipeline (extract + maintain); needs a configured LM.")
     categories: Categories | None = None
     metadata: Metadata | None = Field(None, description="A JSON object (at most 16 KiB, 8 levels deep).")
     session_id: Label | None = None
@@ -74,13 +101,13 @@ class AddBody(_Body):
 
 class SearchBody(_Body):
     query: Text
-    limit: int = Field(10, ge=1, le=MAX_LIMIT)
+    limit: Annotated[int, Strict()] = Field(10, ge=1, le=MAX_LIMIT)
     categories: Categories | None = None
     since: When | None = None
     until: When | None = None
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    threshold: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False,
-                                    description="Minimum cosine similarity.")
+    threshold: Annotated[float, BeforeValidator(_number)] | None = Field(
+        None, ge=-1.0, le=1.0, allow_inf_nan=False, description="Minimum cosine similarity.")
 
 
 class UpdateBody(_Body):
