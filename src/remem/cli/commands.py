@@ -20,12 +20,12 @@ from pydantic import BaseModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import render
-from ..bounds import shown
+from ..bounds import check_datetime, shown
 from ..errors import ValidationError
 from ..memory.core import Memory, SearchMode
 from ..models import AddResult, EventType, MemoryKind
 from ..render import markup_safe
-from ..validation import check_datetime, check_text
+from ..validation import check_text
 from .app import app, console, err_console
 
 # -- shared options ------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+from ..bounds import check_metadata
 from ..config import Settings
 from ..embedders import Embedder, get_embedder
 from ..errors import ConfigurationError, NotFoundError, ValidationError
@@ -52,7 +53,6 @@ from ..validation import (
     check_limit,
     check_list_args,
     check_memory_id,
-    check_metadata,
     check_path,
     check_range,
     check_search_args,
