@@ -248,7 +248,7 @@ def check_metadata(value: object, field: str = "metadata", *, max_bytes: int | N
                    ) -> dict[str, Any]:
     """A JSON object within the metadata limits (see the module docstring); ``max_bytes=None`` skips the size
     bound (records read back from a store are checked for storability, not size)."""
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         raise fail(field, f"must be a JSON object (a dict), got {type(value).__name__}")
     if len(value) > MAX_METADATA_ITEMS:
         raise fail(field, f"has {len(value)} entries, more than the limit of {MAX_METADATA_ITEMS}")
