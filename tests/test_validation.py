@@ -103,7 +103,7 @@ def test_bad_input_raises_and_writes_nothing(m: Memory, case: str) -> None:
 def test_error_carries_context(m: Memory) -> None:
     with pytest.raises(ValidationError) as info:
         m.add("z" * 1_000_001, user_id="alice")
-    assert info.value.context == {"length": 1_000_001, "limit": 1_000_000}
+    assert info.value.context == {"length": 1_000_001, "limit": 1_000_000, "field": "message 0 content"}
     assert info.value.code == "invalid_input"
     with pytest.raises(InvalidUserIdError) as uid:
         m.add("x", user_id="has space")

@@ -4,16 +4,19 @@
 | --- | --- | --- |
 | ``REMEM_HOME`` | ``~/.remem`` | data directory (embedded store, history database, pending queue) |
 | ``REMEM_EMBEDDER`` | ``local`` | embedder spec, e.g. ``fake``, ``openai:text-embedding-3-small`` |
-| ``REMEM_EMBEDDER_DIMENSIONS`` | unset | pinned output dimension for embedders that support it |
-| ``REMEM_STORE`` | ``edge`` | ``edge``, ``qdrant`` or ``pgvector`` (vectors in the ``REMEM_DATABASE_URL`` database) |
+| ``REMEM_EMBEDDER_DIMENSIONS`` | unset | pinned output dimension for embedders that support it (1 to 65,536) |
+| ``REMEM_STORE`` | ``edge`` | ``edge``, ``qdrant``, ``markdown`` or ``pgvector`` (vectors in the ``REMEM_DATABASE_URL`` database) |
 | ``REMEM_DATABASE_URL`` | unset | ``postgresql://…``: history, queue and keys in Postgres (many server workers) |
 | ``REMEM_DATABASE_POOL`` | ``8`` | connections per process in the Postgres pool |
 | ``REMEM_QDRANT_URL`` | unset | Qdrant server/cluster URL (selects the ``qdrant`` store), or ``:memory:`` |
 | ``REMEM_QDRANT_API_KEY`` | unset | API key for the Qdrant server |
 | ``REMEM_COLLECTION`` | ``memories`` | collection name (qdrant store) |
-| ``REMEM_MAX_TEXT_CHARS`` | ``1000000`` | longest memory text accepted (longer than the embedder's window: indexed in chunks) |
+| ``REMEM_MAX_TEXT_CHARS`` | ``1000000`` | longest memory text accepted (1 to 10,000,000; longer than the embedder's window: indexed in chunks) |
 | ``REMEM_LM`` | unset | default language model for the LLM pipeline |
 | ``REMEM_GRAPH`` | ``0`` | ``1``: graph memory on (entities and time-aware relations, :mod:`remem.graph`) |
+
+A value that cannot be used (``REMEM_MAX_TEXT_CHARS=abc``, ``0``, ``-5``, ``10**30``, a name with control
+characters, a path with a NUL) is a :class:`~remem.errors.ConfigurationError` naming the variable.
 """
 
 from __future__ import annotations
@@ -21,10 +24,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from .bounds import DEFAULT_MAX_TEXT_CHARS, MAX_TEXT_CHARS_LIMIT, bad_char, check_label
 from .errors import ConfigurationError
+
+#: Largest embedding dimension accepted (the largest common models make 4,096).
+MAX_DIMENSIONS = 65_536
 
 
 def _env(name: str) -> str | None:
@@ -42,17 +49,29 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     home: Path = Field(default_factory=default_home)
-    embedder: str = "local"
-    embedder_dimensions: int | None = None
-    store: str = "edge"
-    qdrant_url: str | None = None
-    qdrant_api_key: str | None = None
-    collection: str = "memories"
-    database_url: str | None = None
+    embedder: str = Field(default="local", max_length=500)
+    embedder_dimensions: int | None = Field(default=None, ge=1, le=MAX_DIMENSIONS)
+    store: str = Field(default="edge", max_length=500)
+    qdrant_url: str | None = Field(default=None, max_length=2000)
+    qdrant_api_key: str | None = Field(default=None, max_length=2000)
+    collection: str = Field(default="memories", pattern=r"^[A-Za-z0-9_\-]{1,255}$")
+    database_url: str | None = Field(default=None, max_length=2000)
     database_pool_size: int = Field(default=8, ge=1, le=256)
-    max_text_chars: int = Field(default=1_000_000, ge=1, le=100_000_000)
-    lm: str | None = None
+    max_text_chars: int = Field(default=DEFAULT_MAX_TEXT_CHARS, ge=1, le=MAX_TEXT_CHARS_LIMIT)
+    lm: str | None = Field(default=None, max_length=2000)
     graph: bool = False
+
+    @field_validator("home")
+    @classmethod
+    def _home(cls, v: Path) -> Path:
+        if not str(v) or bad_char(str(v)) is not None:
+            raise ValueError("not a usable path: it must be valid UTF-8 without NUL characters")
+        return v
+
+    @field_validator("embedder", "store", "qdrant_url", "qdrant_api_key", "lm", "database_url")
+    @classmethod
+    def _specs(cls, v: str | None) -> str | None:
+        return None if v is None else check_label(v, "value", max_len=2000)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -12,9 +12,22 @@ import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from .bounds import (
+    INT64_MAX,
+    MAX_LABEL_CHARS,
+    MAX_TEXT_CHARS_LIMIT,
+    bad_char,
+    check_datetime,
+    check_metadata,
+    check_optional_label,
+    check_str,
+    fail,
+    refuse_epoch,
+)
 
 MemoryKind = Literal["episode", "fact"]
 #: What a stored record may be: a memory (episode or fact) or an index chunk of a long memory (remem.chunking).
@@ -27,10 +40,30 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """A naive datetime is read as UTC; an aware one is converted to UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    """A naive datetime is read as UTC; an aware one is converted to UTC (:class:`~remem.errors.ValidationError`
+    when that UTC time falls outside years 1-9999)."""
+    return check_datetime(value, "datetime")
+
+
+def _utc_or_none(value: datetime | None, info: ValidationInfo) -> datetime | None:
+    return None if value is None else check_datetime(value, info.field_name or "datetime")
+
+
+def _check_storable(model: BaseModel, fields: tuple[str, ...], lists: tuple[str, ...] = ()) -> None:
+    """No NUL and no lone surrogate in the string fields: what every store, SQLite and a JSON response can hold.
+    One pass per model (records are validated on every store read: this keeps that cheap)."""
+    for name in fields:
+        value = getattr(model, name)
+        if value is not None and (not value.isascii() or "\x00" in value):
+            problem = bad_char(value)
+            if problem is not None:
+                raise fail(name, problem)
+    for name in lists:
+        for i, value in enumerate(getattr(model, name)):
+            if not value.isascii() or "\x00" in value:
+                problem = bad_char(value)
+                if problem is not None:
+                    raise fail(f"{name}[{i}]", problem)
 
 
 def normalize_text(text: str) -> str:
@@ -58,20 +91,45 @@ class Message(_Model):
     the sender's local time, on whose calendar the pipeline resolves relative dates ("yesterday" in a message of
     2023-05-08T00:30+02:00 is 7 May) and which the LM is shown; a naive one is UTC. The stored episode's
     ``observed_at`` is the same instant in UTC.
+
+    Limits (:mod:`remem.bounds`): ``content`` without NUL or lone surrogates (its length is checked against
+    ``REMEM_MAX_TEXT_CHARS`` by :meth:`remem.Memory.add`); ``name`` and ``id`` at most 200 characters without
+    control characters; ``timestamp`` naive (= UTC) or aware with a UTC form in years 1-9999. A violation is a
+    pydantic ``ValidationError`` here, a :class:`remem.ValidationError` naming the message from ``Memory.add``.
     """
 
     role: Literal["user", "assistant", "system", "tool"] = "user"
     content: str
-    name: str | None = Field(default=None, description="Speaker name, e.g. 'Caroline'.")
+    name: str | None = Field(default=None, description="Speaker name, e.g. 'Caroline'.",
+                             json_schema_extra={"maxLength": MAX_LABEL_CHARS})
     timestamp: datetime | None = Field(
         default=None, description="When it was said; keeps its UTC offset (the sender's local time); naive = UTC."
     )
-    id: str | None = None
+    id: str | None = Field(default=None, json_schema_extra={"maxLength": MAX_LABEL_CHARS})
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, v: str) -> str:
+        return check_str(v, "content", max_len=MAX_TEXT_CHARS_LIMIT)
+
+    @field_validator("name", "id")
+    @classmethod
+    def _labels(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return check_optional_label(v, info.field_name or "label")
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _iso(cls, v: object, info: ValidationInfo) -> object:
+        return refuse_epoch(v, info)
 
     @field_validator("timestamp")
     @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        return None if v is None else v if v.utcoffset() is not None else v.replace(tzinfo=UTC)
+    def _aware(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        """Keep the sender's offset (naive = UTC), after checking the instant exists in UTC (years 1-9999)."""
+        if v is None:
+            return None
+        check_datetime(v, info.field_name or "timestamp")
+        return v if v.utcoffset() is not None else v.replace(tzinfo=UTC)
 
 
 class MemoryRecord(_Model):
@@ -94,17 +152,26 @@ class MemoryRecord(_Model):
     role: str | None = None
     speaker: str | None = None
     session_id: str | None = None
-    seq: int | None = Field(default=None, description="Order of the turn within its conversation/session.")
+    seq: int | None = Field(default=None, ge=0, le=INT64_MAX,
+                            description="Order of the turn within its conversation/session.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     hash: str = ""
-    version: int = 1
+    version: int = Field(default=1, ge=1, le=INT64_MAX)
     deleted_at: datetime | None = None
     parent_id: str | None = Field(default=None, description="for a chunk: the long memory it indexes a part of")
 
     @field_validator("created_at", "updated_at", "observed_at", "deleted_at")
     @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        return None if v is None else as_utc(v)
+    def _utc(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        return _utc_or_none(v, info)
+
+    @model_validator(mode="after")
+    def _storable(self) -> Self:
+        _check_storable(self, ("id", "user_id", "text", "role", "speaker", "session_id", "hash"),
+                        ("categories", "source_ids"))
+        if self.metadata:
+            check_metadata(self.metadata, max_bytes=None)
+        return self
 
     def model_post_init(self, context: Any, /) -> None:
         if not self.hash:
@@ -161,7 +228,12 @@ class HistoryEvent(_Model):
     @field_validator("created_at")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return as_utc(v)
+        return check_datetime(v, "created_at")
+
+    @model_validator(mode="after")
+    def _storable(self) -> Self:
+        _check_storable(self, ("memory_id", "user_id", "old_text", "new_text", "actor", "reason"))
+        return self
 
 
 class MemoryEvent(_Model):

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from .errors import ValidationError
+from .bounds import check_optional_label
 from .models import MemoryKind, MemoryRecord, Page, as_utc
 from .stores.base import MemoryFilter, VectorStore
-from .validation import check_categories, check_kinds, check_limit, check_range, check_user_id
-
-#: The largest ``offset`` a page may start at (deep offset paging scans every earlier record).
-MAX_OFFSET = 1_000_000
+from .validation import check_categories, check_kinds, check_list_args, check_memory_id, check_user_id
 
 
 def memory_id(value: object) -> str:
     """A memory id in canonical form (the stores return UUIDs lower-case); ValidationError if not a UUID."""
-    if not isinstance(value, str) or not value or len(value) > 64:
-        raise ValidationError(f"invalid memory id {value!r}: expected a UUID", memory_id=repr(value)[:80])
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ValidationError(f"invalid memory id {value!r}: not a UUID", memory_id=value) from None
+    return check_memory_id(value)
 
 
 def get_record(store: VectorStore, memory_id_: str, user_id: str, *, include_deleted: bool = False) -> MemoryRecord:
@@ -39,11 +30,7 @@ def get_record(store: VectorStore, memory_id_: str, user_id: str, *, include_del
 
 
 def check_session_id(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value or len(value) > 256:
-        raise ValidationError(f"session_id must be a string of 1-256 characters, got {value!r:.80}")
-    return value
+    return check_optional_label(value, "session_id")
 
 
 def list_page(
@@ -53,14 +40,7 @@ def list_page(
 ) -> Page:
     """A page of a user's memories, newest first by default (``deleted=True``: the trash; None: all)."""
     user_id = check_user_id(user_id)
-    check_limit(limit)
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
-        raise ValidationError(f"offset must be an integer from 0 to {MAX_OFFSET}, got {offset!r}")
-    if order not in ("asc", "desc"):
-        raise ValidationError(f"order must be 'asc' or 'desc', got {order!r}")
-    if deleted not in (True, False, None):
-        raise ValidationError(f"deleted must be true, false or null, got {deleted!r}")
-    check_range(since, until)
+    check_list_args(offset=offset, limit=limit, deleted=deleted, order=order, since=since, until=until)
     flt = MemoryFilter(
         user_id=user_id, categories=check_categories(categories) or None, kinds=check_kinds(kinds),
         since=as_utc(since) if since else None, until=as_utc(until) if until else None, deleted=deleted,

@@ -145,11 +145,13 @@ def parse_date(value: object, tz: tzinfo = UTC, *, end_of_day: bool = False) -> 
     text = value.strip()
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if len(text) <= 10:  # a bare date: 2023-05-08 or 20230508
+            return (day_end if end_of_day else day_start)(parsed.date(), tz)
+        result = aware(parsed, tz)
+        result.astimezone(UTC)  # a time whose UTC form is outside years 1-9999 is no date
+        return result
+    except (ValueError, OverflowError):
         return None
-    if len(text) <= 10:  # a bare date: 2023-05-08 or 20230508
-        return (day_end if end_of_day else day_start)(parsed.date(), tz)
-    return aware(parsed, tz)
 
 
 # -- the grammar ------------------------------------------------------------------------------------------------
@@ -332,8 +334,13 @@ def parse_time_range(query: str, now: datetime) -> TimeRange | None:
     now = aware(now)
     tz = now.tzinfo
     assert tz is not None
-    for hit in _hits(query, now.date()):
-        return TimeRange(day_start(hit.first, tz), day_end(hit.last, tz), hit.expression)
+    try:
+        for hit in _hits(query, now.date()):
+            found = TimeRange(day_start(hit.first, tz), day_end(hit.last, tz), hit.expression)
+            found.since.astimezone(UTC), found.until.astimezone(UTC)  # representable as UTC instants
+            return found
+    except (OverflowError, ValueError):  # near year 1 or 9999 ("yesterday" of 1 January, year 1): no range
+        return None
     return None
 
 
@@ -344,9 +351,14 @@ def resolve_relative(text: str, anchor: datetime) -> datetime | None:
     anchor = aware(anchor)
     tz = anchor.tzinfo
     assert tz is not None
-    for hit in _hits(text, anchor.date()):
-        if hit.day is not None:
-            return day_start(hit.day, tz)
+    try:
+        for hit in _hits(text, anchor.date()):
+            if hit.day is not None:
+                day = day_start(hit.day, tz)
+                day.astimezone(UTC)
+                return day
+    except (OverflowError, ValueError):  # "99999 years ago", or a day outside years 1-9999 in UTC: none
+        return None
     return None
 
 

@@ -26,7 +26,7 @@ from .graph.transfer import GRAPH_LINES, GraphLines, graph_users, write_graph_li
 from .models import EventType, HistoryEvent, MemoryRecord, content_hash, utcnow
 from .parts import MemoryParts
 from .stores import MemoryFilter
-from .validation import check_text, check_user_id
+from .validation import check_event, check_import_line, check_record, check_text, check_user_id
 from .writer import Change
 
 FORMAT = "remem-export"
@@ -90,6 +90,7 @@ def _parse(path: Path, max_chars: int, graph: GraphLines) -> tuple[list[MemoryRe
     seen_header = False
     for number, raw in enumerate(raw_lines, start=1):
         where = f"{path}:{number}"
+        check_import_line(raw, where, number)
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -114,6 +115,7 @@ def _parse(path: Path, max_chars: int, graph: GraphLines) -> tuple[list[MemoryRe
                 seen_header = True
             elif kind == "memory":
                 record = MemoryRecord.model_validate(obj["record"])
+                check_record(record, max_chars)
                 check_user_id(record.user_id)
                 check_text(record.text, max_chars)
                 if record.id in owner:
@@ -125,6 +127,7 @@ def _parse(path: Path, max_chars: int, graph: GraphLines) -> tuple[list[MemoryRe
                 records.append(record)
             elif kind == "event":
                 event = HistoryEvent.model_validate(obj["event"])
+                check_event(event)
                 check_user_id(event.user_id)
                 events.append(event)
                 event_lines.append(number)

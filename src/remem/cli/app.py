@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..errors import RememError
+from ..render import safe
 
 app = typer.Typer(
     name="remem",
@@ -50,7 +51,7 @@ def _usage_error(exc: BaseException) -> int | None:
     ctx = getattr(exc, "ctx", None)
     path = getattr(ctx, "command_path", None)
     hint = f" (see: {path} --help)" if path else ""
-    err_console.print(f"[bold red]error:[/] {escape(str(format_message()))}{hint}", highlight=False,
+    err_console.print(f"[bold red]error:[/] {escape(safe(format_message()))}{escape(safe(hint))}", highlight=False,
                       soft_wrap=True)
     return exit_code
 
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; errors become one red line on stderr and a non-zero exit code.
 
     Exit codes: 0 ok, 1 a remem error (or an unexpected one), 2 bad input or usage, 130 interrupted.
-    A traceback is shown only with ``remem --debug`` (or ``REMEM_DEBUG=1``).
+    A traceback is shown only with ``remem --debug`` (or ``REMEM_DEBUG=1``). The message is always one line,
+    with control characters and lone surrogates escaped (:func:`remem.render.safe`).
     """
     from ..errors import ValidationError
 
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     except RememError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(safe(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2 if isinstance(exc, ValidationError) else 1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(code)
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {escape(str(exc))} "
+        err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {escape(safe(exc))} "
                           "(rerun with --debug)", highlight=False, soft_wrap=True)
         sys.exit(1)
     sys.exit(rc if isinstance(rc, int) else 0)

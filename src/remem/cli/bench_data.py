@@ -33,7 +33,7 @@ StoreOpt = Annotated[list[str] | None, typer.Option(
 
 def _select(conversations: list[Any], which: str | None, limit: int | None) -> list[Any]:
     if which:
-        if which.isdigit():
+        if which.isascii() and which.isdigit():
             conversations = conversations[: int(which)]
         else:
             wanted = [w.strip() for w in which.split(",") if w.strip()]

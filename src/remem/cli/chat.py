@@ -7,6 +7,7 @@ updated or deleted after the turn. Memory text is printed only to the user's own
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, tzinfo
@@ -16,10 +17,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from ..bounds import check_int
 from ..errors import ConfigurationError, LLMError, RememError
 from ..memory.core import Memory
 from ..models import EventType, MemoryEvent
+from ..render import markup_safe, safe
 from ..timeexpr import zone
+from ..validation import check_user_id
 from .app import app, console, err_console
 
 if TYPE_CHECKING:
@@ -35,8 +39,9 @@ HELP = "/memories  /history  /forget  /help  /quit"
 
 
 def _short(text: str | None, width: int = 70) -> str:
+    """One line of user/LM text for a markup string: whitespace collapsed, cut, control characters escaped."""
     text = " ".join((text or "").split())
-    return escape(text if len(text) <= width else text[: width - 1] + "…")
+    return markup_safe(text if len(text) <= width else text[: width - 1] + "…")
 
 
 @contextmanager
@@ -63,7 +68,7 @@ def _show_reply(reply: AgentReply) -> None:
         found = "; ".join(f'"{_short(t, 50)}"' for t in call.texts[:3]) or "nothing"
         more = f" (+{len(call.texts) - 3})" if len(call.texts) > 3 else ""
         console.print(f"  [dim]⌕ {call.name}({args}) → {len(call.texts)}: {found}{more}[/]", highlight=False)
-    console.print(f"[bold cyan]assistant>[/] {escape(reply.response)}", highlight=False)
+    console.print(f"[bold cyan]assistant>[/] {escape(safe(reply.response, multiline=True))}", highlight=False)
     _show_events(reply.events)
     if reply.memory_error:
         console.print(f"  [yellow]! memory not updated ({_short(reply.memory_error, 80)}); the turn is queued: "
@@ -95,23 +100,23 @@ def _command(line: str, memory: Memory, agent: Agent, user: str, tz: tzinfo) -> 
     if cmd == "/memories":
         page = memory.list(user_id=user, kinds=["fact"], limit=50)
         episodes = memory.list(user_id=user, kinds=["episode"], limit=1).total
-        console.print(f"{page.total} facts, {episodes} raw turns for {escape(user)}", highlight=False)
+        console.print(f"{page.total} facts, {episodes} raw turns for {markup_safe(user)}", highlight=False)
         for i, r in enumerate(page.items):
             when = (r.observed_at or r.created_at).astimezone(tz).date().isoformat()
-            cats = f" [dim]{escape('[' + ', '.join(r.categories) + ']')}[/]" if r.categories else ""
-            console.print(f"  {i:>2}. ({when}) {escape(r.text)}{cats}", highlight=False)
+            cats = f" [dim]{markup_safe('[' + ', '.join(r.categories) + ']')}[/]" if r.categories else ""
+            console.print(f"  {i:>2}. ({when}) {markup_safe(r.text)}{cats}", highlight=False)
     elif cmd == "/history":
         for ev in memory.log.for_user(user)[-15:]:
             text = (f'"{_short(ev.old_text, 35)}" → "{_short(ev.new_text, 35)}"' if ev.event is EventType.UPDATE
                     else f'"{_short(ev.new_text or ev.old_text)}"')
-            console.print(f"  {ev.created_at.astimezone(tz):%Y-%m-%d %H:%M} {ev.event.value:<7} {text} [dim]({ev.actor})[/]",
+            console.print(f"  {ev.created_at.astimezone(tz):%Y-%m-%d %H:%M} {ev.event.value:<7} {text} [dim]({markup_safe(ev.actor)})[/]",
                           highlight=False)
     elif cmd == "/forget":
-        answer = input(f"erase every memory of {user}? type 'yes': ").strip().lower()
+        answer = input(f"erase every memory of {safe(user)}? type 'yes': ").strip().lower()
         if answer == "yes":
             result = memory.forget_user(user)
             agent.reset(user)
-            console.print(f"forgot {escape(user)}: {result.memories} memories, {result.history_events} history "
+            console.print(f"forgot {markup_safe(user)}: {result.memories} memories, {result.history_events} history "
                           f"events, {result.other.get('pending_jobs', 0)} queued turns", highlight=False)
         else:
             console.print("kept everything")
@@ -135,20 +140,27 @@ def chat(
     """Chat with an agent that remembers you (reads stdin; /memories /history /forget /quit)."""
     from ..pipeline.agent import Agent
 
+    check_user_id(user)
     zone_ = zone(tz, "--tz") if tz is not None else UTC
 
     with _memory_with_lm(home, lm, api_base) as memory:
         agent = Agent(memory, background=background, window=window)
         pending = memory.pipeline.queue.count(user_id=user)
-        console.print(f"[bold]remem chat[/] — user {escape(user)}, model {escape(str(agent.lm.model))} ({HELP})",
+        console.print(f"[bold]remem chat[/] — user {markup_safe(user)}, model {markup_safe(agent.lm.model)} ({HELP})",
                       highlight=False)
         if pending:
             console.print(f"[yellow]{pending} turns wait in the pending queue: `remem reprocess`[/]")
+        reconfigure = getattr(sys.stdin, "reconfigure", None)
+        if reconfigure is not None:  # bytes that are not UTF-8 reach the library (and its one-line error) intact
+            reconfigure(errors="surrogateescape")
         while True:
             try:
                 line = input("you> ").strip()
             except EOFError:
                 break
+            except UnicodeDecodeError:  # stdin bytes that are not UTF-8: one error line, the chat goes on
+                err_console.print("[red]error:[/] the input is not valid UTF-8", highlight=False)
+                continue
             if not line:
                 continue
             if line.startswith("/"):
@@ -158,10 +170,10 @@ def chat(
             try:
                 reply = agent.reply(user, line, now=datetime.now(zone_))
             except LLMError as exc:
-                err_console.print(f"[red]the model failed:[/] {escape(str(exc))}", highlight=False)
+                err_console.print(f"[red]the model failed:[/] {markup_safe(exc)}", highlight=False)
                 continue
             except RememError as exc:
-                err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+                err_console.print(f"[red]error:[/] {markup_safe(exc)}", highlight=False)
                 continue
             _show_reply(reply)
         agent.wait()
@@ -177,6 +189,10 @@ def reprocess(
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many jobs.")] = None,
 ) -> None:
     """Retry extraction + maintenance for turns left in the pending queue (exit 1 if some still fail)."""
+    if user is not None:
+        check_user_id(user)
+    if limit is not None:
+        check_int(limit, "--limit", minimum=1, maximum=1_000_000)
     if list_only:
         from ..pipeline.queue import PendingQueue
 
@@ -186,8 +202,8 @@ def reprocess(
         finally:
             memory.close()
         for job in jobs:
-            console.print(f"{job.id}  {escape(job.user_id)}  {len(job.payload.messages)} messages  "
-                          f"attempts={job.attempts}  {escape(job.last_error or '')}", highlight=False)
+            console.print(f"{job.id}  {markup_safe(job.user_id)}  {len(job.payload.messages)} messages  "
+                          f"attempts={job.attempts}  {markup_safe(job.last_error or '')}", highlight=False)
         console.print(f"{len(jobs)} pending")
         return
     with _memory_with_lm(home, lm, api_base) as memory:
@@ -196,9 +212,9 @@ def reprocess(
         if o.ok:
             counts = ", ".join(f"{sum(e.event is t for e in o.events)} {t.value}" for t in EventType
                                if any(e.event is t for e in o.events)) or "no change"
-            console.print(f"[green]done[/]    {o.job_id}  {escape(o.user_id)}: {counts}", highlight=False)
+            console.print(f"[green]done[/]    {o.job_id}  {markup_safe(o.user_id)}: {counts}", highlight=False)
         else:
-            console.print(f"[red]pending[/] {o.job_id}  {escape(o.user_id)}: {escape(o.error or '')}",
+            console.print(f"[red]pending[/] {o.job_id}  {markup_safe(o.user_id)}: {markup_safe(o.error or '')}",
                           highlight=False)
     u = report.usage
     console.print(f"{len(report.outcomes) - len(report.failed)} done, {len(report.failed)} still pending "

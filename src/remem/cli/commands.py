@@ -20,10 +20,12 @@ from pydantic import BaseModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import render
+from ..bounds import shown
 from ..errors import ValidationError
 from ..importers import SOURCES, import_export
 from ..memory.core import Memory, SearchMode
 from ..models import AddResult, EventType, MemoryKind
+from ..render import markup_safe
 from ..retrieval.search import TimeMode
 from ..timeexpr import parse_date, reference_time, zone
 from ..validation import check_text
@@ -82,7 +84,7 @@ def parse_kinds(kinds: Sequence[str] | None) -> list[MemoryKind] | None:
         elif k == "fact":
             out.append("fact")
         else:
-            raise ValidationError(f"--kind: unknown kind {k!r} (use episode or fact)")
+            raise ValidationError(f"--kind: unknown kind {shown(k)} (use episode or fact)")
     return out
 
 
@@ -93,6 +95,8 @@ def parse_metadata(value: str | None) -> dict[str, Any] | None:
         data = json.loads(value)
     except json.JSONDecodeError as exc:
         raise ValidationError(f"--metadata is not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ValidationError("--metadata is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValidationError("--metadata must be a JSON object, e.g. '{\"source\": \"crm\"}'")
     return data
@@ -103,15 +107,17 @@ def read_messages(path: Path) -> list[dict[str, Any]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ValidationError(f"cannot read {path}: {exc.strerror}", path=str(path)) from None
+        raise ValidationError(f"cannot read {shown(str(path))}: {exc.strerror}", path=shown(str(path))) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ValidationError(f"{path}:{line}: not valid UTF-8", path=str(path), line=line) from None
+        raise ValidationError(f"{shown(str(path))}:{line}: not valid UTF-8", line=line) from None
     items: Any
     try:
         items = json.loads(text)
+    except RecursionError:
+        raise ValidationError(f"{shown(str(path))}: JSON nested too deeply") from None
     except json.JSONDecodeError:
         items = []
         for number, line_text in enumerate(text.splitlines(), start=1):
@@ -120,11 +126,14 @@ def read_messages(path: Path) -> list[dict[str, Any]]:
             try:
                 items.append(json.loads(line_text))
             except json.JSONDecodeError as exc:
-                raise ValidationError(f"{path}:{number}: not valid JSON ({exc.msg})", line=number) from None
+                raise ValidationError(f"{shown(str(path))}:{number}: not valid JSON ({exc.msg})", line=number) from None
+            except RecursionError:
+                raise ValidationError(f"{shown(str(path))}:{number}: JSON nested too deeply", line=number) from None
     if isinstance(items, dict):
         items = items.get("messages", [items])
     if not isinstance(items, list) or not all(isinstance(m, dict) for m in items):
-        raise ValidationError(f"{path}: expected a list of message objects (role, content, name, timestamp, id)")
+        raise ValidationError(f"{shown(str(path))}: expected a list of message objects (role, content, name, "
+                              "timestamp, id)")
     return items
 
 
@@ -188,8 +197,8 @@ def add(
         if e.event is EventType.ADD:
             console.print(f"[green]ADD[/]  {e.memory_id}", highlight=False)
         else:
-            console.print(f"[dim]{e.event.value} {e.memory_id} ({e.reason})[/]", highlight=False)
-    console.print(f"{len(added)} added, {len(result.events) - len(added)} unchanged for user {user}",
+            console.print(f"[dim]{e.event.value} {e.memory_id} ({markup_safe(e.reason)})[/]", highlight=False)
+    console.print(f"{len(added)} added, {len(result.events) - len(added)} unchanged for user {markup_safe(user)}",
                   highlight=False)
 
 
@@ -225,7 +234,7 @@ def delete(
     """Soft-delete a memory (hidden from search and list; `remem restore` undoes it)."""
     with open_memory(home) as memory:
         record = memory.delete(memory_id, user_id=user, actor="cli", reason=reason)
-    console.print(f"[red]DELETE[/] {record.id} (restorable: remem restore {record.id} -u {user})",
+    console.print(f"[red]DELETE[/] {record.id} (restorable: remem restore {record.id} -u {markup_safe(user)})",
                   highlight=False)
 
 
@@ -251,15 +260,15 @@ def forget_user(
 ) -> None:
     """Erase a user everywhere (vector store, history, queue): irreversible."""
     if not yes:
-        typer.confirm(f"Erase every memory and all history of user {user_id!r}? This cannot be undone", abort=True,
-                      err=True)
+        typer.confirm(f"Erase every memory and all history of user {shown(user_id)}? This cannot be undone",
+                      abort=True, err=True)
     with open_memory(home) as memory:
         result = memory.forget_user(user_id)
     if as_json:
         emit_json(result)
         return
     extra = "".join(f", {n} {name}" for name, n in result.other.items())
-    console.print(f"forgot user {result.user_id}: {result.memories} memories, {result.history_events} history "
+    console.print(f"forgot user {markup_safe(result.user_id)}: {result.memories} memories, {result.history_events} history "
                   f"events{extra} removed", highlight=False)
 
 
@@ -281,7 +290,7 @@ def export_(
             count = export_markdown(memory, path, user_id=user)
         else:
             count = memory.export(path, user_id=user)
-    console.print(f"exported {count} memories to {path}", highlight=False)
+    console.print(f"exported {count} memories to {markup_safe(path)}", highlight=False)
 
 
 @app.command("import")
@@ -300,7 +309,7 @@ def import_(
     if source == "remem":
         if user is not None:
             raise ValidationError("--user applies to --from chatgpt, claude or mem0 (a remem export names its users)")
-        with open_memory(home) as memory, progress_bar(f"importing {path.name}") as update:
+        with open_memory(home) as memory, progress_bar(f"importing {markup_safe(path.name)}") as update:
             if path.is_dir():
                 from ..markdown.transfer import import_markdown
 
@@ -314,7 +323,7 @@ def import_(
         raise ValidationError(f"--from: unknown format {source!r} (use remem, {', '.join(SOURCES)})")
     if overwrite:
         raise ValidationError("--overwrite applies to remem export files only")
-    with open_memory(home) as memory, progress_bar(f"importing {path.name}") as update:
+    with open_memory(home) as memory, progress_bar(f"importing {markup_safe(path.name)}") as update:
         summary = import_export(memory, path, source, user_id=user, progress=update)
     if as_json:
         emit_json(summary)
@@ -367,7 +376,7 @@ def search(
     if as_json:
         emit_json(hits)
     elif not hits:
-        console.print(f"no memories of {user} match", highlight=False)
+        console.print(f"no memories of {markup_safe(user)} match", highlight=False)
     else:
         console.print(render.hits_table(hits, title=f"{len(hits)} hits for {user} ({mode})", show_speaker=True))
 
@@ -399,7 +408,7 @@ def list_(
         return
     what = "deleted memories" if deleted else "memories"
     if not page.items:
-        console.print(f"no {what} for {user} (total {page.total})", highlight=False)
+        console.print(f"no {what} for {markup_safe(user)} (total {page.total})", highlight=False)
         return
     console.print(render.records_table(page.items, title=f"{what} of {user}: {offset + 1}–{offset + len(page.items)}"
                                                           f" of {page.total}"))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from ..bounds import check_float, check_int, check_label
 from ..config import Settings
 from ..errors import StoreLockedError
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from ..memory import Memory
     from ..server import ServerConfig
     from ..server.auth import KeyStore
+from ..render import cell
+from ..validation import check_user_id
 from .app import app, console
 
 keys_app = typer.Typer(help="Manage API keys (stored hashed under REMEM_HOME; the key is shown once).",
@@ -51,6 +54,21 @@ def _open_memory(home: Path | None, embedder: str | None, lm: str | None = None)
         ) from exc
 
 
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+
+
+def _check_server_options(max_body_bytes: int | None, rate_limit: float | None, rate_burst: int | None,
+                          mcp_user: str) -> None:
+    """Bad option values are bad input (exit 2), not a configuration error found later."""
+    if max_body_bytes is not None:
+        check_int(max_body_bytes, "--max-body-bytes", minimum=1, maximum=2**30)
+    if rate_limit is not None:
+        check_float(rate_limit, "--rate-limit", minimum=0.0, maximum=1e6)
+    if rate_burst is not None:
+        check_int(rate_burst, "--rate-burst", minimum=0, maximum=1_000_000)
+    check_user_id(mcp_user)
+
+
 def _log_setup(level: str) -> None:
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper(), logging.INFO),
                         format="%(message)s")
@@ -59,7 +77,7 @@ def _log_setup(level: str) -> None:
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8080,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     lm: Annotated[str | None, typer.Option(help="LM for infer=true and /chat (default: REMEM_LM).")] = None,
@@ -69,7 +87,7 @@ def serve(
     mcp_user: Annotated[str, typer.Option(help="User of /mcp calls without an X-Remem-User header.")] = "default",
     no_mcp: Annotated[bool, typer.Option("--no-mcp", help="Do not serve MCP at /mcp.")] = False,
     log_requests_debug: Annotated[bool, typer.Option("--log-debug", help="Log raw paths and queries.")] = False,
-    log_level: Annotated[str, typer.Option(help="Python log level.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="Log level.")] = "info",
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (needs REMEM_DATABASE_URL and "
                                          "REMEM_STORE=pgvector or a Qdrant server).")] = 1,
 ) -> None:
@@ -79,6 +97,8 @@ def serve(
 
     from ..server import ServerConfig, create_app
 
+    _check_server_options(max_body_bytes, rate_limit, rate_burst, mcp_user)
+    check_label(host, "--host", max_len=255)
     _log_setup(log_level)
     if workers > 1:
         _serve_workers(workers, host=host, port=port, home=home, embedder=embedder, lm=lm, log_level=log_level,
@@ -129,7 +149,7 @@ def mcp_command(
     user: Annotated[str, typer.Option(help="The user whose memories the tools read and write.")] = "default",
     tenant: Annotated[str | None, typer.Option(help="stdio: store the user inside this tenant.")] = None,
     host: Annotated[str, typer.Option(help="http: interface.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="http: port.")] = 8765,
+    port: Annotated[int, typer.Option(help="http: port.", min=1, max=65535)] = 8765,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
 ) -> None:
@@ -137,6 +157,8 @@ def mcp_command(
     X-Remem-User header, else --user. The model can never choose the user."""
     from ..server.mcp import build_mcp_server, fixed_user, standalone_http_app
 
+    check_user_id(user)
+    check_label(host, "--host", max_len=255)
     _log_setup("warning")  # stderr only: stdout carries the stdio protocol
     memory = _open_memory(home, embedder)
     try:
@@ -182,7 +204,8 @@ def keys_list(home: HomeOpt = None) -> None:
     keys = _keys(home)
     table = Table("key id", "role", "tenant", "label", "created", "revoked")
     for k in keys.list():
-        table.add_row(k.key_id, k.role, k.tenant or "", k.label or "", k.created_at.isoformat(timespec="seconds"),
+        table.add_row(cell(k.key_id), k.role, cell(k.tenant or ""), cell(k.label or ""),
+                      k.created_at.isoformat(timespec="seconds"),
                       k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "")
     keys.close()
     console.print(table)

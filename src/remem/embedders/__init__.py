@@ -35,6 +35,10 @@ def _fake(model: str | None, **options: Any) -> Embedder:
     from .fake import FakeEmbedder
 
     if model:
+        if not model.isdigit() or not 1 <= int(model) <= 65_536:
+            from ..errors import ConfigurationError
+
+            raise ConfigurationError(f"fake embedder: the dimension must be an integer from 1 to 65536, got {model!r}")
         options.setdefault("dimensions", int(model))
     return FakeEmbedder(**options)
 

@@ -17,16 +17,29 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+from ..bounds import check_metadata
 from ..config import Settings
 from ..embedders import Embedder, get_embedder
-from ..errors import ConfigurationError, NotFoundError, ValidationError
+from ..errors import ConfigurationError, NotFoundError
 from ..models import AddResult, ForgetResult, HistoryEvent, MemoryKind, MemoryRecord, Page, SearchHit, Stats
 from ..parts import MemoryParts
 from ..reads import get_record, list_page
 from ..reads import memory_id as canonical_id
 from ..storage import Storage, open_storage
 from ..stores import MemoryFilter, VectorStore, stores
-from ..validation import check_categories, check_metadata, check_user_id, to_messages
+from ..validation import (
+    check_add_args,
+    check_add_records_args,
+    check_categories,
+    check_change_args,
+    check_get_args,
+    check_import_args,
+    check_path,
+    check_search_args,
+    check_update_args,
+    check_user_id,
+    to_messages,
+)
 from ..writer import DoctorReport, RecoveryReport, Writer, check
 
 if TYPE_CHECKING:
@@ -170,9 +183,9 @@ class Memory:
         cats = check_categories(categories)
         is_plain_text = isinstance(messages, str)
         msgs = to_messages(messages)
-        for i, m in enumerate(msgs):
-            self._text(m.content, f"message {i} content")
-        meta = check_metadata(metadata)
+        check_add_args(msgs, max_chars=self.settings.max_text_chars, metadata=metadata, session_id=session_id,
+                       infer=infer, actor=actor, progress=progress)
+        meta = check_metadata(metadata) if metadata is not None else {}
         if infer:
             if self.pipeline is None:
                 raise ConfigurationError("add(infer=True) needs a language model: see remem.pipeline / --lm")
@@ -201,11 +214,10 @@ class Memory:
         hash is recomputed from its text. Events come back in input order, one per record (ADD or NOOP naming
         the existing memory). An id that already exists, for any user, is refused: an insert never overwrites.
         """
-        for i, r in enumerate(records):
-            if not isinstance(r, MemoryRecord):
-                raise ValidationError(f"record {i} is a {type(r).__name__}, not a MemoryRecord")
+        check_add_records_args(records, max_chars=self.settings.max_text_chars, actor=actor, progress=progress,
+                               dedupe=dedupe, batch_size=batch_size if batch_size is not None else 256)
+        for r in records:
             check_user_id(r.user_id)
-            self._text(r.text, f"record {i} text")
         del batch_size  # the writer's batch size applies (kept for compatibility)
         events = self.writer.insert(list(records), actor=actor, dedupe="any" if dedupe else "none",
                                     progress=progress)
@@ -227,8 +239,12 @@ class Memory:
         """Change a memory in place: same id, new text re-embedded, version + 1, old text kept in history.
 
         ``source_ids`` are appended to the memory's sources (the pipeline cites the turns behind an update)."""
+        user_id = check_user_id(user_id)
+        check_update_args(max_chars=self.settings.max_text_chars, text=text, categories=categories,
+                          metadata=metadata, observed_at=observed_at, actor=actor, reason=reason,
+                          source_ids=source_ids)
         return self.writer.update(
-            check_user_id(user_id), canonical_id(memory_id),
+            user_id, canonical_id(memory_id),
             text=self._text(text) if text is not None else None,
             categories=check_categories(categories) if categories is not None else None,
             metadata=check_metadata(metadata) if metadata is not None else None,
@@ -237,10 +253,12 @@ class Memory:
 
     def delete(self, memory_id: str, *, user_id: str, actor: str = "api", reason: str | None = None) -> MemoryRecord:
         """Soft delete: hidden from search and list, kept with its history, undone by :meth:`restore`."""
+        check_change_args(actor=actor, reason=reason)
         return self.writer.delete(check_user_id(user_id), canonical_id(memory_id), actor=actor, reason=reason)
 
     def restore(self, memory_id: str, *, user_id: str, actor: str = "api", reason: str | None = None) -> MemoryRecord:
         """Undo a soft delete. Restoring text a live memory already holds is refused (it would duplicate it)."""
+        check_change_args(actor=actor, reason=reason)
         return self.writer.restore(check_user_id(user_id), canonical_id(memory_id), actor=actor, reason=reason)
 
     def forget_user(self, user_id: str) -> ForgetResult:
@@ -259,6 +277,7 @@ class Memory:
 
     # -- reads ---------------------------------------------------------------------------------------------
     def get(self, memory_id: str, *, user_id: str, include_deleted: bool = False) -> MemoryRecord:
+        check_get_args(include_deleted=include_deleted)
         return get_record(self.store, memory_id, user_id, include_deleted=include_deleted)
 
     def list(
@@ -315,6 +334,9 @@ class Memory:
         """
         from ..retrieval.search import DEFAULT_OPTIONS, search_memories
 
+        check_search_args(limit=limit, threshold=threshold, since=since, until=until, options=options, mode=mode,
+                          expand_neighbors=expand_neighbors, dedupe=dedupe, recency=recency,
+                          time_expressions=time_expressions, reference_time=reference_time)
         opts = options if options is not None else DEFAULT_OPTIONS
         changes = {k: v for k, v in {
             "mode": mode, "expand_neighbors": expand_neighbors, "dedupe": dedupe, "recency": recency,
@@ -368,6 +390,7 @@ class Memory:
         """Write memories (live and deleted) and their history as JSONL; ``user_id=None`` exports everyone."""
         from ..transfer import export_jsonl
 
+        path = check_path(path)
         return export_jsonl(self.parts, Path(path), user_id=None if user_id is None else check_user_id(user_id))
 
     def import_(
@@ -376,6 +399,7 @@ class Memory:
         """Load an export file. The whole file is validated first: a bad line means nothing is written."""
         from ..transfer import import_jsonl
 
+        path = check_import_args(path, overwrite=overwrite, progress=progress)
         return import_jsonl(self.parts, Path(path), overwrite=overwrite, progress=progress)
 
     # -- lifecycle -----------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from ..parts import HasParts, parts_of
 from ..reads import list_page
 from ..retrieval.search import DEFAULT_OPTIONS, search_memories
 from ..timeexpr import aware, parse_date, stamp
-from ..validation import check_user_id
+from ..validation import check_agent_args, check_reply_args, check_user_id
 from .ingest import Pipeline
 from .lm import RETRYABLE, LMSpec, meter, raw_output_of, resolve_lm
 from .react import GuardedReAct, tool_calls
@@ -95,6 +95,9 @@ class Agent:
         existing: Pipeline | None = getattr(memory, "pipeline", None)
         if lm is None and existing is None:
             raise ConfigurationError("Agent needs a language model: Agent(memory, lm='openai/gpt-4o-mini')")
+        check_agent_args(window=window, core_limit=core_limit, core_categories=core_categories,
+                         max_tool_calls=max_tool_calls, search_limit=search_limit, background=background,
+                         instructions=instructions, retries=retries)
         self.parts = parts_of(memory)
         self.lm = resolve_lm(lm, api_base=api_base) if lm is not None or existing is None else existing.lm
         self.pipeline: Pipeline = existing if existing is not None else Pipeline(memory, self.lm)
@@ -202,6 +205,7 @@ class Agent:
         """
         user_id = check_user_id(user_id)
         text = self.parts.text(text, "message")
+        check_reply_args(session_id=session_id, now=now)
         now = aware(now) if now is not None else utcnow()
         history = self.transcript(user_id)
         turn = Message(role="user", content=text, timestamp=now, id=f"m-{uuid.uuid4().hex[:12]}")

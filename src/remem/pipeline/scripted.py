@@ -146,7 +146,7 @@ class ScriptedLM(dspy.LM):  # type: ignore[misc]
         p = Path(path).expanduser()
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise ConfigurationError(f"cannot read LM script {p}: {exc}", path=str(p)) from exc
         if isinstance(data, list):
             return cls(data)

@@ -43,7 +43,14 @@ from ..models import MemoryKind, MemoryRecord, SearchHit, as_utc, utcnow
 from ..parts import MemoryParts
 from ..stores.base import MemoryFilter, ScoredRecord, StoreQuery, VectorStore
 from ..timeexpr import TimeRange, aware, parse_time_range
-from ..validation import check_categories, check_kinds, check_limit, check_range, check_user_id
+from ..validation import (
+    check_categories,
+    check_kinds,
+    check_limit,
+    check_range,
+    check_search_args,
+    check_user_id,
+)
 from .expand import collapse_and_expand
 from .fusion import fuse_rrf
 
@@ -189,6 +196,7 @@ def search_memories(
     options: SearchOptions = DEFAULT_OPTIONS,
 ) -> list[SearchHit]:
     """The user's memories most relevant to ``query`` (see the module docstring for the stages)."""
+    check_search_args(limit=limit, threshold=threshold, since=since, until=until, options=options)
     user_id = check_user_id(user_id)
     query = parts.text(query, "query")
     store, embedder = parts.store, parts.embedder

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 
 from .auth import CreatedKey, KeyInfo, KeyStore
 from .deps import AdminDep
@@ -29,5 +31,6 @@ def list_keys(who: AdminDep, request: Request) -> list[KeyInfo]:
 
 
 @router.delete("/keys/{key_id}", response_model=KeyInfo)
-def revoke_key(key_id: str, who: AdminDep, request: Request) -> KeyInfo:
+def revoke_key(key_id: Annotated[str, Path(max_length=64, description="The key id (from the key list).")],
+               who: AdminDep, request: Request) -> KeyInfo:
     return _keys(request).revoke(key_id)

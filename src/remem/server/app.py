@@ -13,10 +13,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 from starlette.routing import Route
 
 from .. import __version__
+from ..errors import ConfigurationError
 from ..memory import Memory
 from ..stores import MemoryFilter
 from . import admin, graph_routes, http_errors, routes
@@ -28,35 +30,35 @@ from .schemas import Health, Ready
 log = logging.getLogger("remem.server")
 
 
-def _env_num(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value not in (None, "") else default
+ENV = {"max_body_bytes": "REMEM_MAX_BODY_BYTES", "rate_limit": "REMEM_RATE_LIMIT", "rate_burst": "REMEM_RATE_BURST"}
 
 
 class ServerConfig(BaseModel):
-    """Server limits and switches. Defaults come from ``REMEM_MAX_BODY_BYTES``, ``REMEM_RATE_LIMIT`` (requests
-    per second per key, 0 = off) and ``REMEM_RATE_BURST``. The LM is the memory's own (``Memory(lm=...)``,
-    ``REMEM_LM``): with one, ``infer=true`` and ``/chat`` work; without, they answer 503."""
+    """Server limits and switches. Defaults come from ``REMEM_MAX_BODY_BYTES`` (1 byte to 1 GiB),
+    ``REMEM_RATE_LIMIT`` (requests per second per key, 0 = off, at most 1,000,000) and ``REMEM_RATE_BURST``
+    (0 to 1,000,000). The LM is the memory's own (``Memory(lm=...)``, ``REMEM_LM``): with one, ``infer=true``
+    and ``/chat`` work; without, they answer 503. A value out of range is a ConfigurationError naming it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_body_bytes: int = 8_388_608  # 8 MiB: a 1M-character memory text (REMEM_MAX_TEXT_CHARS) fits as JSON
-    rate_limit: float = 50.0
-    rate_burst: int = 100
+    max_body_bytes: int = Field(default=8_388_608, ge=1, le=2**30)  # 8 MiB: a 1M-character text fits as JSON
+    rate_limit: float = Field(default=50.0, ge=0, le=1e6, allow_inf_nan=False)
+    rate_burst: int = Field(default=100, ge=0, le=1_000_000)
     debug: bool = False
     mcp: bool = True
-    mcp_user: str = "default"
-    host: str = "127.0.0.1"
+    mcp_user: str = Field(default="default", max_length=128)
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerConfig:
-        values: dict[str, Any] = {
-            "max_body_bytes": int(_env_num("REMEM_MAX_BODY_BYTES", 8_388_608)),
-            "rate_limit": _env_num("REMEM_RATE_LIMIT", 50.0),
-            "rate_burst": int(_env_num("REMEM_RATE_BURST", 100)),
-        }
+        values: dict[str, Any] = {k: os.environ[v] for k, v in ENV.items() if os.environ.get(v, "") != ""}
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+        try:
+            return cls.model_validate(values)
+        except PydanticValidationError as exc:
+            problems = "; ".join(
+                f"{ENV.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else '?'}: {e['msg']}" for e in exc.errors())
+            raise ConfigurationError(f"invalid server configuration: {problems}") from None
 
 
 def _make_agent(memory: Memory) -> Any:
@@ -130,5 +132,6 @@ def create_app(memory: Memory, keys: KeyStore, config: ServerConfig | None = Non
         app.router.routes.append(Route("/mcp", endpoint=mcp_app, methods=["GET", "POST", "DELETE"],
                                        include_in_schema=False))
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(http_errors.UnexpectedErrorMiddleware)  # inside the access log, outside everything else
     app.add_middleware(AccessLogMiddleware, debug=config.debug)
     return app

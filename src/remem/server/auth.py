@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from ..bounds import bad_char, check_label, check_optional_label
 from ..config import Settings
 from ..errors import AuthError, NotFoundError, ValidationError
 from ..models import utcnow
@@ -84,6 +85,7 @@ class KeyStore:
         return cls.for_home(settings.home)
 
     def create(self, *, role: Role = "tenant", tenant: str | None = None, label: str | None = None) -> CreatedKey:
+        label = check_optional_label(label, "label")  # remem.bounds: at most 200 characters, no control characters
         if role == "tenant":
             tenant = check_tenant(tenant)
         elif role == "admin":
@@ -106,6 +108,7 @@ class KeyStore:
         ]
 
     def revoke(self, key_id: str) -> KeyInfo:
+        check_label(key_id, "key_id", max_len=64)  # remem.bounds: storable text (SQLite refuses lone surrogates)
         changed = self.table.revoke(key_id, utcnow().isoformat())
         if changed == 0 and not any(k.key_id == key_id for k in self.list()):
             raise NotFoundError(f"no API key {key_id!r}", key_id=key_id)
@@ -115,6 +118,8 @@ class KeyStore:
         """The principal of a valid, unrevoked key; :class:`AuthError` otherwise (same message for every cause)."""
         if not api_key:
             raise AuthError("missing API key: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+        if not isinstance(api_key, str) or bad_char(api_key) is not None:  # remem.bounds: unencodable text
+            raise AuthError("invalid or revoked API key")
         parts = api_key.split("_", 2)
         key_id = parts[1] if len(parts) == 3 and api_key.startswith(PREFIX) else ""
         row = self.table.active(key_id) if key_id else None

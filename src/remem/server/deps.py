@@ -14,6 +14,9 @@ from .auth import KeyStore, Principal
 from .limits import RateLimiter
 from .tenancy import internal_user
 
+#: The user id of a path (remem.validation.USER_ID, anchored for the OpenAPI schema).
+USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@:+\-]{0,127}$"
+
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: <API key>")
 
@@ -60,7 +63,9 @@ class UserScope:
 
 
 def user_scope(
-    user_id: Annotated[str, Path(description="The user id within your tenant.", max_length=128)],
+    user_id: Annotated[str, Path(description="The user id within your tenant: 1-128 characters from A-Z a-z "
+                                 "0-9 _ . @ : + - (starting with a letter or digit; together with the tenant name "
+                                 "and a colon at most 128).", max_length=128, pattern=USER_ID_PATTERN)],
     who: Annotated[Principal, Depends(tenant_principal)],
 ) -> UserScope:
     assert who.tenant is not None

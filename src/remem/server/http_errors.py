@@ -3,10 +3,16 @@
 :class:`~remem.errors.RememError` subclasses map to HTTP statuses by class (see :data:`STATUS`); FastAPI's own
 request validation becomes 422 (400 for a body that is not JSON at all) without echoing the input; an
 unexpected exception is a 500 whose body names no internals (the traceback goes to the server log).
+
+Two guarantees keep a client's keep-alive connection usable whatever it sends: every error body is rendered by
+:class:`SafeJSONResponse` (which cannot fail to encode: a lone surrogate becomes a ``\\u`` escape), and
+:class:`UnexpectedErrorMiddleware` answers an unexpected exception with that 500 itself instead of re-raising
+it to the server (uvicorn closes the connection of a request whose application raised).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -15,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import (
     AuthError,
@@ -81,10 +88,21 @@ def status_for(exc: RememError) -> int:
     return next((status for cls, status in STATUS if isinstance(exc, cls)), 500)
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON that always encodes: text UTF-8 cannot hold (a lone surrogate) is written as ``\\u`` escapes."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, default=str,
+                              separators=(",", ":")).encode("ascii")
+
+
 def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     body = ErrorBody(error=code, message=message, details=details).model_dump(exclude_none=True)
-    return JSONResponse(body, status_code=status, headers=headers)
+    return SafeJSONResponse(body, status_code=status, headers=headers)
 
 
 def remem_error_response(exc: RememError) -> JSONResponse:
@@ -110,9 +128,14 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "malformed_json", "the request body is not valid JSON")
     # Keep where and what; drop the offending input (it may be memory text).
-    details = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-               for e in errors]
-    first = details[0] if details else {"loc": [], "msg": "invalid request"}
+    details = [{"loc": [str(p) for p in e.get("loc", ())], "type": str(e.get("type", "")),
+                "msg": str(e.get("msg", "")).removeprefix("Value error, ")} for e in errors]
+    # In a union (a string or a list of messages), the branches that do not fit report a type mismatch: name
+    # the real problem, and leave pydantic's union tags (``list[...]``, ``function-after[...]``) out of the path.
+    wrong_branch = {"string_type", "list_type", "model_type", "dict_type", "model_attributes_type"}
+    chosen = next((d for d in details if d["type"] not in wrong_branch), details[0] if details else None)
+    first = ({"loc": [p for p in chosen["loc"] if "[" not in p], "msg": chosen["msg"]} if chosen
+             else {"loc": [], "msg": "invalid request"})
     where = ".".join(str(p) for p in first["loc"])
     return error_response(422, "invalid_input", f"{where}: {first['msg']}" if where else str(first["msg"]),
                           details)
@@ -127,6 +150,37 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal server error (see the server log)")
+
+
+class UnexpectedErrorMiddleware:
+    """Answer an unexpected exception with the JSON 500 (logged with its traceback) and keep the connection.
+
+    Starlette's outermost error middleware re-raises after answering, and uvicorn then closes the connection,
+    so the client's next request on it fails. This middleware sits inside it and does not re-raise."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            if started:  # the response is already on its way: nothing left to answer with
+                raise
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            await error_response(500, "internal_error", "internal server error (see the server log)")(
+                scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

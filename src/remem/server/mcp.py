@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..errors import AuthError, ForbiddenError, RememError, ValidationError
 from ..memory import Memory
 from ..timeexpr import parse_date, reference_time
-from ..validation import check_user_id
+from ..validation import check_text, check_user_id
 from .auth import KeyStore
 from .http_errors import remem_error_response
 from .tenancy import internal_user
@@ -98,6 +98,7 @@ def build_mcp_server(memory: Memory, resolve: UserResolver, *, static_profile: b
     def add_memory(text: str, ctx: Context, categories: list[str] | None = None) -> dict[str, Any]:
         """Remember a durable fact about the user (one short sentence). Exact duplicates are not stored twice."""
         try:
+            check_text(text, memory.settings.max_text_chars, "text")  # named as the tool's argument
             result = memory.add(text, user_id=user(ctx), categories=categories, actor="mcp")
         except RememError as exc:
             raise _tool_error(exc) from exc

@@ -8,15 +8,18 @@ for its user's lock never blocks the event loop, and reads (which take no lock i
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 
+from ..bounds import MAX_CATEGORIES, MAX_REASON_CHARS
 from ..models import AddResult, ForgetResult, MemoryRecord, Page
 from ..timeexpr import aware, reference_time
+from ..validation import MAX_LIMIT, MAX_OFFSET
 from .deps import MemoryDep, ScopeDep, TenantDep
 from .http_errors import ErrorBody, NoLanguageModelError
 from .schemas import (
@@ -24,22 +27,27 @@ from .schemas import (
     ChatBody,
     ChatResponse,
     HistoryResponse,
+    QueryBool,
     ReasonBody,
     SearchBody,
     SearchResponse,
     UpdateBody,
     UsersResponse,
+    When,
     Whoami,
 )
 from .tenancy import out_event, out_hit, out_page, out_record, tenant_users
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429, 503)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422, 429, 502, 503)
 }
 
 router = APIRouter(prefix="/v1", responses=ERRORS)
 USER = "/users/{user_id}"
 MEM = USER + "/memories/{memory_id}"
+#: A memory id in a path: a UUID, refused before any lookup when it is not one.
+UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+MemoryId = Annotated[str, PathParam(description="The memory's id (a UUID).", max_length=36, pattern=UUID_PATTERN)]
 
 
 @router.get("/whoami", response_model=Whoami, tags=["auth"])
@@ -67,17 +75,18 @@ def add_memories(body: AddBody, scope: ScopeDep, memory: MemoryDep) -> AddResult
 def list_memories(
     scope: ScopeDep,
     memory: MemoryDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    category: Annotated[list[str] | None, Query(description="Repeat to match any of several.")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    category: Annotated[list[str], Query(description="Repeat to match any of several (at most 32).",
+                                         max_length=MAX_CATEGORIES, default_factory=list)],
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    since: Annotated[When | None, Query(description="ISO 8601; naive = UTC.")] = None,
+    until: Annotated[When | None, Query(description="ISO 8601; naive = UTC.")] = None,
     state: Annotated[Literal["live", "deleted", "all"], Query(description="live, deleted (trash) or all")] = "live",
     order: Literal["asc", "desc"] = "desc",
 ) -> Page:
     """A page of the user's memories, newest first; pass ``next_offset`` back as ``offset``."""
     deleted = {"live": False, "deleted": True, "all": None}[state]
-    page = memory.list(user_id=scope.internal, offset=offset, limit=limit, categories=category, since=since,
+    page = memory.list(user_id=scope.internal, offset=offset, limit=limit, categories=category or None, since=since,
                        until=until, deleted=deleted, order=order)
     return out_page(scope.tenant, page)
 
@@ -96,12 +105,13 @@ def search(body: SearchBody, scope: ScopeDep, memory: MemoryDep) -> SearchRespon
 
 
 @router.get(MEM, response_model=MemoryRecord, tags=["memories"])
-def get_memory(memory_id: str, scope: ScopeDep, memory: MemoryDep, include_deleted: bool = False) -> MemoryRecord:
+def get_memory(memory_id: MemoryId, scope: ScopeDep, memory: MemoryDep,
+               include_deleted: Annotated[QueryBool, Query(description="true or false")] = False) -> MemoryRecord:
     return out_record(scope.tenant, memory.get(memory_id, user_id=scope.internal, include_deleted=include_deleted))
 
 
 @router.patch(MEM, response_model=MemoryRecord, tags=["memories"])
-def update_memory(memory_id: str, body: UpdateBody, scope: ScopeDep, memory: MemoryDep) -> MemoryRecord:
+def update_memory(memory_id: MemoryId, body: UpdateBody, scope: ScopeDep, memory: MemoryDep) -> MemoryRecord:
     """Change a memory in place (same id, version + 1, the old text kept in its history)."""
     record = memory.update(memory_id, body.text, user_id=scope.internal, categories=body.categories,
                            metadata=body.metadata, observed_at=body.observed_at, actor=scope.actor,
@@ -110,15 +120,15 @@ def update_memory(memory_id: str, body: UpdateBody, scope: ScopeDep, memory: Mem
 
 
 @router.delete(MEM, response_model=MemoryRecord, tags=["memories"])
-def delete_memory(memory_id: str, scope: ScopeDep, memory: MemoryDep,
-                  reason: Annotated[str | None, Query(max_length=500)] = None) -> MemoryRecord:
+def delete_memory(memory_id: MemoryId, scope: ScopeDep, memory: MemoryDep,
+                  reason: Annotated[str | None, Query(max_length=MAX_REASON_CHARS)] = None) -> MemoryRecord:
     """Soft delete (restorable)."""
     return out_record(scope.tenant, memory.delete(memory_id, user_id=scope.internal, actor=scope.actor,
                                                   reason=reason))
 
 
 @router.post(MEM + "/restore", response_model=MemoryRecord, tags=["memories"])
-def restore_memory(memory_id: str, scope: ScopeDep, memory: MemoryDep,
+def restore_memory(memory_id: MemoryId, scope: ScopeDep, memory: MemoryDep,
                    body: ReasonBody | None = None) -> MemoryRecord:
     reason = body.reason if body else None
     return out_record(scope.tenant, memory.restore(memory_id, user_id=scope.internal, actor=scope.actor,
@@ -126,7 +136,7 @@ def restore_memory(memory_id: str, scope: ScopeDep, memory: MemoryDep,
 
 
 @router.get(MEM + "/history", response_model=HistoryResponse, tags=["memories"])
-def memory_history(memory_id: str, scope: ScopeDep, memory: MemoryDep) -> HistoryResponse:
+def memory_history(memory_id: MemoryId, scope: ScopeDep, memory: MemoryDep) -> HistoryResponse:
     """Every change of one memory, oldest first."""
     events = memory.history(memory_id, user_id=scope.internal)
     return HistoryResponse(events=[out_event(scope.tenant, e) for e in events])

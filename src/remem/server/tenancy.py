@@ -14,19 +14,21 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
+from ..bounds import shown
 from ..errors import InvalidUserIdError, ValidationError
 from ..models import HistoryEvent, MemoryRecord, Page, SearchHit
 from ..validation import check_user_id
 
-TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def check_tenant(name: object) -> str:
-    if not isinstance(name, str) or not TENANT.match(name):
+    if not isinstance(name, str) or not TENANT.fullmatch(name):
         raise ValidationError(
-            f"invalid tenant name {name!r}: 1-32 characters from a-z 0-9 _ - (starting with a letter or digit)"
+            f"invalid tenant name {shown(name)}: 1-32 characters from a-z 0-9 _ - (starting with a letter or digit)",
+            field="tenant",
         )
     return name
 
@@ -37,7 +39,7 @@ def internal_user(tenant: str, user_id: str) -> str:
     full = f"{tenant}:{user_id}"
     if len(full) > 128:
         raise InvalidUserIdError(
-            f"user id {user_id!r} is too long: at most {127 - len(tenant)} characters for this tenant",
+            f"user id {shown(user_id)} is too long: at most {127 - len(tenant)} characters for this tenant",
             user_id=user_id,
         )
     return check_user_id(full)
