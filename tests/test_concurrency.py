@@ -13,17 +13,16 @@ from typing import Any
 import httpx
 
 from remem import EventType, Memory, Message
-from remem.pipeline import Pipeline, ScriptedLM, react_script
+from remem.pipeline import Pipeline, ScriptedLM
 from test_server_support import running_server
 
 FACT = "Alice drinks green tea every morning"
 
 
 def pipeline_lm(rounds: int) -> ScriptedLM:
-    add = react_script(("add_memory", {"text": FACT, "categories": ["preferences"]}), outputs={"summary": "ADD"})
+    """Extraction of FACT, ``rounds`` times: triage adds it (or finds it) through the writer, no agent run."""
     return ScriptedLM({
         "MemoryExtract": [{"facts": [{"text": FACT, "categories": ["preferences"], "source_ids": ["t1"]}]}] * rounds,
-        "UpdateMemory": list(add) * rounds,
     })
 
 

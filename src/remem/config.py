@@ -13,12 +13,17 @@
 | ``REMEM_COLLECTION`` | ``memories`` | collection name (qdrant store) |
 | ``REMEM_MAX_TEXT_CHARS`` | ``16000`` | longest memory text accepted |
 | ``REMEM_LM`` | unset | default language model for the LLM pipeline |
+| ``REMEM_CONFLICT_FLOOR`` | ``0.7`` | cosine below which a new fact skips the maintenance agent (an ADD) |
+| ``REMEM_LM_MAX_CALLS`` | ``12`` | LM calls one ``add(infer=True)`` may make (extraction + agent) |
+| ``REMEM_LM_MAX_TOKENS`` | ``60000`` | LM tokens (prompt + completion) one ``add(infer=True)`` may spend |
+| ``REMEM_LM_OUTPUT`` | ``auto`` | ``auto`` (JSON schema where the provider has it), ``json`` or ``chat`` |
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
@@ -51,6 +56,10 @@ class Settings(BaseModel):
     database_pool_size: int = Field(default=8, ge=1, le=256)
     max_text_chars: int = Field(default=16_000, ge=1)
     lm: str | None = None
+    conflict_floor: float = Field(default=0.7, ge=-1.0, le=1.0)
+    lm_max_calls: int = Field(default=12, ge=1)
+    lm_max_tokens: int = Field(default=60_000, ge=1)
+    lm_output: Literal["auto", "json", "chat"] = "auto"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -68,6 +77,10 @@ class Settings(BaseModel):
             "database_pool_size": "REMEM_DATABASE_POOL",
             "max_text_chars": "REMEM_MAX_TEXT_CHARS",
             "lm": "REMEM_LM",
+            "conflict_floor": "REMEM_CONFLICT_FLOOR",
+            "lm_max_calls": "REMEM_LM_MAX_CALLS",
+            "lm_max_tokens": "REMEM_LM_MAX_TOKENS",
+            "lm_output": "REMEM_LM_OUTPUT",
         }
         for field, var in env_map.items():
             env_value = _env(var)

@@ -25,6 +25,7 @@ from ..parts import MemoryParts
 from ..reads import get_record, list_page
 from ..reads import memory_id as canonical_id
 from ..storage import Storage, open_storage
+from ..storage.usage import usage_totals
 from ..stores import MemoryFilter, VectorStore, stores
 from ..validation import check_categories, check_metadata, check_user_id, to_messages
 from ..writer import DoctorReport, RecoveryReport, Writer, check
@@ -147,6 +148,7 @@ class Memory:
         infer: bool = False,
         actor: str = "api",
         progress: Progress | None = None,
+        background: bool = False,
     ) -> AddResult:
         """Store memories for ``user_id``.
 
@@ -154,6 +156,8 @@ class Memory:
         an ``episode`` with its speaker, timestamp and id as source. Exact duplicates (same normalised text, same
         user, live) are not stored twice: they yield a NOOP event naming the existing memory.
         ``infer=True`` runs the LLM pipeline (extraction + maintenance); it needs an LM (see ``remem.pipeline``).
+        ``background=True`` (with ``infer=True``) returns once the turns are queued and stored as episodes
+        (``pending=True``, ``job_id``); a worker extracts and maintains the facts (``remem.pipeline.worker``).
         All input is validated before anything is written (:class:`~remem.errors.ValidationError`).
         """
         user_id = check_user_id(user_id)
@@ -163,11 +167,15 @@ class Memory:
         for i, m in enumerate(msgs):
             self._text(m.content, f"message {i} content")
         meta = check_metadata(metadata)
+        if background and not infer:
+            raise ValidationError("background=True applies to infer=True (a raw add is already immediate)",
+                                  field="background")
         if infer:
             if self.pipeline is None:
                 raise ConfigurationError("add(infer=True) needs a language model: see remem.pipeline / --lm")
             result: AddResult = self.pipeline.add(
-                msgs, user_id=user_id, metadata=meta, categories=cats, session_id=session_id, actor=actor
+                msgs, user_id=user_id, metadata=meta, categories=cats, session_id=session_id, actor=actor,
+                background=background,
             )
             return result
         kind: MemoryKind = "fact" if is_plain_text else "episode"
@@ -330,6 +338,7 @@ class Memory:
         return Stats(
             users=len(self.users()), memories=live, deleted=deleted, history_events=self.storage.history.count(),
             store=self.store.name, embedder=self.embedder.name, data_dir=str(self.home),
+            lm_usage=usage_totals(self.storage.database),
         )
 
     # -- maintenance ---------------------------------------------------------------------------------------

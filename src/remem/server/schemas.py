@@ -20,6 +20,8 @@ class AddBody(_Body):
         description="A string (one fact), or a list of strings/messages (raw: one memory each)."
     )
     infer: bool = Field(False, description="Run the LLM pipeline (extract + maintain); needs a configured LM.")
+    background: bool = Field(False, description="With infer: answer once the turns are queued and stored as "
+                             "episodes (pending=true, job_id); a worker extracts and maintains the facts.")
     categories: list[str] | None = None
     metadata: dict[str, Any] | None = None
     session_id: str | None = None

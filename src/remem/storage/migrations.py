@@ -9,6 +9,7 @@ starting at once migrate once). Numbers only grow: an existing database applies 
 11. ``intents`` — write-ahead records of store writes (crash consistency, :mod:`remem.writer`)
 12. ``pending_jobs`` claims — ``claimed_by``/``claimed_until`` (one worker per job across processes)
 13. ``api_keys`` — Postgres only (the embedded default keeps keys in their own file, ``keys.sqlite3``)
+14. ``lm_usage`` — LM calls, tokens and seconds per user (summed by ``remem stats``; erased with the user)
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ SQLITE: list[tuple[int, str]] = [
     (12, """
         ALTER TABLE pending_jobs ADD COLUMN claimed_by TEXT;
         ALTER TABLE pending_jobs ADD COLUMN claimed_until TEXT
+    """),
+    (14, """
+        CREATE TABLE lm_usage (
+            user_id TEXT PRIMARY KEY,
+            operations INTEGER NOT NULL DEFAULT 0,
+            calls INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            seconds REAL NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        )
     """),
 ]
 
@@ -125,12 +137,24 @@ POSTGRES: list[tuple[int, str]] = [
             revoked_at TEXT
         )
     """),
+    (14, """
+        CREATE TABLE lm_usage (
+            user_id TEXT PRIMARY KEY,
+            operations BIGINT NOT NULL DEFAULT 0,
+            calls BIGINT NOT NULL DEFAULT 0,
+            prompt_tokens BIGINT NOT NULL DEFAULT 0,
+            completion_tokens BIGINT NOT NULL DEFAULT 0,
+            seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        )
+    """),
 ]
 
 MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {"sqlite": SQLITE, "postgres": POSTGRES}
 
 #: Tables holding per-user rows, erased by ``forget_user`` (table -> user column).
-USER_TABLES: dict[str, str] = {"events": "user_id", "intents": "user_id", "pending_jobs": "user_id"}
+USER_TABLES: dict[str, str] = {"events": "user_id", "intents": "user_id", "pending_jobs": "user_id",
+                               "lm_usage": "user_id"}
 
 
 def register_migration(version: int, sql: str, dialect: Dialect = "sqlite") -> None:
