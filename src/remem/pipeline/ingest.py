@@ -141,6 +141,9 @@ class Pipeline:
         self._guard = threading.Lock()
         self._background: BackgroundWorker | None = None
         if hasattr(memory, "pipeline"):
+            previous = memory.pipeline
+            if isinstance(previous, Pipeline) and previous is not self:
+                previous.close()  # one pipeline per Memory: the old one's worker thread must not go on with its LM
             memory.pipeline = self
 
     # -- steps -------------------------------------------------------------------------------------------
