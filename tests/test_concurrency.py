@@ -27,7 +27,9 @@ def pipeline_lm(rounds: int) -> ScriptedLM:
 
 
 def live_facts(memory: Memory, user: str, text: str) -> list[str]:
-    return [r.id for r in memory.list(user_id=user, kinds=["fact"], limit=1000).items if r.text == text]
+    """Live facts with this text, in any case (duplicates are detected on normalised text: the first wins)."""
+    return [r.id for r in memory.list(user_id=user, kinds=["fact"], limit=1000).items
+            if r.text.casefold() == text.casefold()]
 
 
 def test_a_raw_add_landing_inside_the_pipelines_insert_is_a_noop(fake_memory: Memory) -> None:

@@ -93,6 +93,12 @@ def load_labels() -> dict[str, Any]:
     return dict(json.loads(resources.files("remem.data").joinpath(LABELS).read_text(encoding="utf-8")))
 
 
+def labelled(observations: Sequence[Observation]) -> bool:
+    """Whether the shipped conflict labels name observations of this file (LoCoMo dev: conv-26, conv-30)."""
+    ids = {o.id for o in observations}
+    return any(it["fact"] in ids for it in load_labels()["items"])
+
+
 def best_earlier_cosine(observations: Sequence[Observation], embedder: Embedder) -> dict[str, float]:
     """For each observation with one from an earlier session of its conversation: the best cosine to those."""
     vectors = embedder.embed([o.text for o in observations])

@@ -22,7 +22,7 @@ Replay = Literal["locomo-observations"]
 def pipeline(
     data: DataOpt,
     replay: Annotated[Replay, typer.Option("--replay", help="What to replay (LoCoMo's per-session observations).")]
-    = "locomo-observations",
+    = "locomo-observations",  # the one replay there is; the option names it
     out: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("results"),
     embedder: EmbedderOpt = "local",
     turns_per_add: Annotated[int, typer.Option("--turns-per-add", min=1, help="Consecutive turns of a session "
@@ -42,7 +42,7 @@ def pipeline(
     tokens per turn, the share of facts reaching the agent, duplicates left, add latency; plus the conflict
     floor table (facts sent to the agent vs hand-labelled conflicts kept). Measures the control flow's cost,
     not a model's judgement."""
-    from ..bench.floor import floor_table, load_observations
+    from ..bench.floor import floor_table, labelled, load_observations
     from ..bench.pipeline_replay import MODES, markdown, run_replay, write_report
     from ..embedders import get_embedder
 
@@ -62,7 +62,10 @@ def pipeline(
 
         report = run_replay(data, embedder=embedder, turns_per_add=turns_per_add, floor=floor, update_at=update_at,
                             lm_latency=lm_latency_ms / 1000.0, modes=chosen, conversations=wanted, progress=progress)
-    rows = floor_table(load_observations(data), get_embedder(embedder)) if replay == "locomo-observations" else []
+    observations = load_observations(data)
+    rows = floor_table(observations, get_embedder(embedder)) if labelled(observations) else []
     md, js = write_report(report, out, rows)
     console.print(markdown(report, rows), markup=False, highlight=False, soft_wrap=True)
+    if not rows:
+        console.print("(the shipped conflict labels are for LoCoMo dev: no floor table for this file)")
     console.print(f"wrote {md}, {js}")

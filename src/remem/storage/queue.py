@@ -103,16 +103,24 @@ class SQLQueue:
         if retry_after > 0:
             free += " AND (attempts = 0 OR updated_at < ?)"
             args.append((now - timedelta(seconds=retry_after)).isoformat())
+        update = f"UPDATE pending_jobs SET claimed_by=?, claimed_until=? WHERE id=? AND {free}"
         with self.database.transaction() as tx:
-            if job_id is None:
-                row = tx.fetchone(f"SELECT id FROM pending_jobs WHERE {free} ORDER BY created_at, id LIMIT 1", args)
-                if row is None:
+            if job_id is not None:
+                if not tx.execute(update, (worker, until, job_id, *args)):
                     return None
-                job_id = str(row[0])
-            changed = tx.execute(f"UPDATE pending_jobs SET claimed_by=?, claimed_until=? WHERE id=? AND {free}",
-                                 (worker, until, job_id, *args))
-            if not changed:
-                return None
+            else:
+                # Another worker may take the oldest free job between our SELECT and UPDATE (Postgres, READ
+                # COMMITTED): the UPDATE then changes nothing and we look again, so a busy queue is not "empty".
+                for _ in range(8):
+                    row = tx.fetchone(f"SELECT id FROM pending_jobs WHERE {free} ORDER BY created_at, id LIMIT 1",
+                                      args)
+                    if row is None:
+                        return None
+                    if tx.execute(update, (worker, until, str(row[0]), *args)):
+                        job_id = str(row[0])
+                        break
+                else:
+                    return None
             got = tx.fetchone(f"SELECT {_COLUMNS} FROM pending_jobs WHERE id=?", (job_id,))
         return _job(got) if got else None
 
