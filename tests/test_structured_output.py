@@ -67,6 +67,27 @@ def test_each_provider_request_carries_the_extraction_schema(memory: Memory, mod
     assert result.usage.calls == 1 and result.usage.prompt_tokens == 100 and result.usage.completion_tokens == 20
 
 
+def test_ollama_through_litellm_gets_the_schema_as_its_format(memory: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``OLLAMA_API_BASE`` set, DSPy routes ``ollama/…`` through LiteLLM, which speaks Ollama's own API:
+    the schema goes as Ollama's ``format``."""
+
+    def ollama(request: RecordedRequest) -> tuple[int, dict[str, Any]]:
+        if request.path == "/api/show":
+            return 200, {"modelfile": "", "parameters": "", "template": "", "details": {}, "model_info": {},
+                         "capabilities": ["completion"]}
+        return 200, {"model": "llama3.2", "created_at": "2024-01-01T00:00:00Z", "response": json.dumps(
+            {"facts": [FACT]}), "done": True, "done_reason": "stop", "prompt_eval_count": 10, "eval_count": 5}
+
+    with FakeLLMServer([ollama]) as server:
+        monkeypatch.setenv("OLLAMA_API_BASE", server.url)
+        Pipeline(memory, "ollama/llama3.2")
+        result = memory.add(turn(), user_id="alice", infer=True)
+    [generate] = [r for r in server.requests if r.path == "/api/generate"]
+    assert generate.body["format"]["required"] == ["facts"]
+    assert generate.body["format"]["$defs"]["ExtractedFact"]["additionalProperties"] is False
+    assert [e.text for e in result.events] == ["Alice likes green tea"] and result.usage.calls == 1
+
+
 def test_a_reply_violating_the_schema_is_retried_then_the_turn_stays_queued(memory: Memory) -> None:
     bad = [chat_reply("Sure! Alice likes green tea."), chat_reply(json.dumps({"facts": "Alice likes tea"})),
            chat_reply(json.dumps({"memories": []}))]

@@ -13,6 +13,7 @@ DSPy's response cache is off: a retry after unusable output must reach the model
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -62,7 +63,7 @@ def resolve_lm(
         )
     kwargs: dict[str, Any] = {}
     if api_base:
-        kwargs["api_base"] = ollama_base(api_base) if spec.split("/", 1)[0] in ("ollama", "ollama_chat") else api_base
+        kwargs["api_base"] = ollama_base(api_base) if _ollama_native(spec) else api_base
     if api_key:
         kwargs["api_key"] = api_key
     if timeout is not None:
@@ -83,6 +84,15 @@ def ollama_base(api_base: str) -> str:
     if parts.scheme and parts.netloc and parts.path in ("", "/"):
         return urlunsplit((parts.scheme, parts.netloc, "/v1", parts.query, parts.fragment))
     return api_base
+
+
+def _ollama_native(spec: str) -> bool:
+    """Whether DSPy will call this Ollama model on its OpenAI-compatible API (``/v1``): it does unless a
+    ``<PREFIX>_API_BASE``/``<PREFIX>_BASE_URL`` variable is set, which sends it through LiteLLM and Ollama's own
+    API (whose base has no ``/v1``)."""
+    prefix = spec.split("/", 1)[0]
+    return prefix in ("ollama", "ollama_chat") and not any(
+        os.environ.get(f"{prefix.upper()}_{name}") for name in ("API_BASE", "BASE_URL"))
 
 
 def lm_name(lm: dspy.BaseLM) -> str:

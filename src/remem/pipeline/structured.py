@@ -9,7 +9,7 @@ Which mode, per provider (``output="auto"``, the default; ``REMEM_LM_OUTPUT``):
 | ``openai/gpt-4o-mini`` and other models DSPy's catalog marks as schema-capable (OpenAI, Gemini, …) | json | ``response_format: {type: json_schema, json_schema: {schema, strict: true}}`` (DSPy's own choice) |
 | ``openai/<model>`` with ``api_base`` (vLLM, llama.cpp server, LM Studio: OpenAI-compatible servers) | json | the same ``response_format`` (vLLM: guided decoding; llama.cpp server: a grammar from the schema) |
 | ``hosted_vllm/<model>`` | json | the same ``response_format`` (vLLM's guided decoding) |
-| ``ollama/<model>``, ``ollama_chat/<model>`` | json | the same ``response_format`` on Ollama's OpenAI-compatible ``/v1/chat/completions`` (Ollama ≥ 0.5 turns it into its ``format`` schema, a grammar); DSPy 3.4 reaches Ollama there natively |
+| ``ollama/<model>``, ``ollama_chat/<model>`` | json | the same ``response_format`` on Ollama's OpenAI-compatible ``/v1/chat/completions`` (Ollama ≥ 0.5 turns it into its ``format`` schema, a grammar); DSPy 3.4 reaches Ollama there natively; with ``OLLAMA_API_BASE`` set it goes through LiteLLM to ``/api/generate``, where LiteLLM sends the schema as ``format`` |
 | ``gguf:/path/model.gguf`` (llama-cpp-python in-process) | json | ``response_format: {type: json_object, schema}``: llama-cpp-python compiles the schema into a grammar |
 | anything else (Anthropic, ``remem/scripted``, custom engines without schema support) | chat | DSPy's ``[[ ## field ## ]]`` text format |
 
