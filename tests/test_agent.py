@@ -45,13 +45,13 @@ def test_save_memory_runs_extraction_and_maintenance_on_the_turn(fake_memory: Me
         "ResponseGenerator": answer(response="Noted, tea it is.", save=True),
         "MemoryExtract": [{"facts": [{"text": "Alice prefers tea", "categories": ["preferences"],
                                       "source_ids": ["ignored-unknown-id"]}]}],
-        "UpdateMemory": react_script(("add_memory", {"text": "Alice prefers tea", "categories": ["preferences"]}),
-                                     outputs={"summary": "ADD"}),
     })
     agent = Agent(fake_memory, lm=lm)
     reply = agent.reply("alice", "I prefer tea these days", now=datetime(2023, 5, 8, 9, tzinfo=UTC))
     assert [(e.event, e.text) for e in reply.events] == [(EventType.ADD, "Alice prefers tea")]
-    assert reply.memory_error is None and reply.usage.calls == 2 + 1 + 3
+    # the reply (a step and finish), then extraction; a fact unlike anything known needs no agent run
+    assert reply.memory_error is None and reply.usage.calls == 2 + 1
+    assert fake_memory.stats().lm_usage.calls == 3
     fact = fake_memory.get(reply.events[0].memory_id, user_id="alice")
     [episode] = fake_memory.list(user_id="alice", kinds=["episode"]).items
     assert fact.source_ids == episode.source_ids  # unknown source ids fall back to the turn's id
@@ -134,8 +134,6 @@ def test_background_memory_step(fake_memory: Memory) -> None:
     lm = ScriptedLM({
         "ResponseGenerator": answer(response="Nice!", save=True),
         "MemoryExtract": [{"facts": [{"text": "Alice adopted a cat", "categories": ["possessions"]}]}],
-        "UpdateMemory": react_script(("add_memory", {"text": "Alice adopted a cat", "categories": ["possessions"]}),
-                                     outputs={"summary": "ADD"}),
     })
     agent = Agent(fake_memory, lm=lm, background=True)
     reply = agent.reply("alice", "I adopted a cat")

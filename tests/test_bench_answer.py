@@ -68,7 +68,7 @@ def test_an_lm_failure_names_the_question(tmp_path: Path) -> None:
 
 
 def test_facts_and_both_systems_with_a_scripted_pipeline(tmp_path: Path) -> None:
-    from remem.pipeline import ScriptedLM, react_script
+    from remem.pipeline import ScriptedLM
 
     path = tmp_path / "locomo.json"
     path.write_text(json.dumps(locomo_sample()))
@@ -80,13 +80,7 @@ def test_facts_and_both_systems_with_a_scripted_pipeline(tmp_path: Path) -> None
     lm = ScriptedLM({
         "MemoryExtract": [{"facts": [fact("Melanie painted a sunrise in 2022", ["D1:2"])]},
                           {"facts": [fact("Caroline is researching adoption agencies", ["D2:2"])]}],
-        "UpdateMemory": [
-            *react_script(("add_memory", {"text": "Melanie painted a sunrise in 2022", "categories": ["hobbies"]}),
-                          outputs={"summary": "ADD"}),
-            *react_script(("add_memory", {"text": "Caroline is researching adoption agencies",
-                                          "categories": ["hobbies"]}), outputs={"summary": "ADD"}),
-        ],
-    })
+    })  # two unrelated facts: added without the maintenance agent
     run = run_retrieval("locomo", convs, embedder="fake", home=tmp_path, facts_lm=lm)
     assert {"remem-facts", "remem-both"} <= set(run.systems)
     facts = run.systems["remem-facts"]

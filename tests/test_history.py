@@ -105,7 +105,7 @@ def test_forget_user_erases_every_registered_table(tmp_path: Path) -> None:
     db.add_eraser("pending")
     log.record([HistoryEvent(memory_id="m", user_id="u", event=EventType.ADD, new_text="x")])
     assert log.forget_user("u") == {"history_events": 1, "pending": 2, "pending_jobs": 0, "graph_relations": 0,
-                                    "graph_entities": 0, "graph_events": 0}  # graph tables: always erased
+                                    "graph_entities": 0, "graph_events": 0, "lm_usage": 0}  # always erased
     assert db.connection.execute("SELECT user_id FROM pending").fetchall() == [("v",)]
     log.close()
 

@@ -71,6 +71,23 @@ async def test_tools_in_process_act_only_for_the_configured_user(fake_memory: Me
     assert [e.event.value for e in fake_memory.history(mid, user_id="alice")] == ["ADD", "UPDATE", "DELETE"]
 
 
+async def test_add_memory_with_infer_in_the_background(fake_memory: Memory) -> None:
+    from remem.pipeline import Pipeline, ScriptedLM
+
+    lm = ScriptedLM({"MemoryExtract": [{"facts": [{"text": "Alice is vegetarian", "categories": ["food"]}]}]})
+    pipeline = Pipeline(fake_memory, lm)
+    server = build_mcp_server(fake_memory, fixed_user("alice"))
+    async with Client(server) as client:
+        added = payload(await client.call_tool("add_memory", {"text": "I stopped eating meat", "infer": True,
+                                                              "background": True}))
+        assert added["pending"] is True and added["job_id"] and added["events"] == []
+        assert pipeline.wait(30)
+        assert "invalid_input: background=True applies to infer=True" in error_text(
+            await client.call_tool("add_memory", {"text": "x", "background": True}))
+    assert sorted(r.text for r in fake_memory.list(user_id="alice").items) == [
+        "Alice is vegetarian", "I stopped eating meat"]
+
+
 async def test_stdio_subprocess(tmp_path: Path) -> None:
     home = tmp_path / "stdio-home"
     env = {**os.environ, "REMEM_EMBEDDER": "fake", "PYTHONUNBUFFERED": "1"}

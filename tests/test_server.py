@@ -265,9 +265,8 @@ def test_chat_and_infer_with_a_scripted_lm(tmp_path: Path) -> None:
 
     lm = ScriptedLM({
         "ResponseGenerator": react_script(outputs={"response": "Hello Ana, noted.", "save_memory": False}),
-        "MemoryExtract": [{"facts": [{"text": "Ana moved to Rome", "categories": ["home"]}]}],
-        "UpdateMemory": react_script(("add_memory", {"text": "Ana moved to Rome", "categories": ["home"]}),
-                                     outputs={"summary": "ADD"}),
+        "MemoryExtract": [{"facts": [{"text": "Ana moved to Rome", "categories": ["home"]}]},
+                          {"facts": [{"text": "Ana plays the violin", "categories": ["hobbies"]}]}],
     })
     with running_server(tmp_path / "lm", ServerConfig(rate_limit=0, mcp=False), lm=lm) as s, \
             s.client(s.key_a) as c:
@@ -278,9 +277,21 @@ def test_chat_and_infer_with_a_scripted_lm(tmp_path: Path) -> None:
         r = c.post("/v1/users/ana/memories", json={"messages": ["I moved to Rome last week"], "infer": True})
         assert r.status_code == 200, r.text
         assert [(e["event"], e["text"]) for e in r.json()["events"]] == [("ADD", "Ana moved to Rome")]
+        body = r.json()
+        assert body["job_id"] and body["pending"] is False and body["usage"]["calls"] == 1
         facts = c.get("/v1/users/ana/memories", params={"state": "all"}).json()["items"]
         assert "Ana moved to Rome" in [f["text"] for f in facts]
         assert all(f["user_id"] == "ana" for f in facts)
+        # background: the answer comes once the turn is queued and stored; the worker thread adds the fact
+        r = c.post("/v1/users/ana/memories", json={"messages": ["I play the violin"], "infer": True,
+                                                   "background": True})
+        assert r.status_code == 200, r.text
+        assert r.json()["pending"] is True and r.json()["events"] == [] and r.json()["job_id"]
+        assert s.memory.pipeline.wait(30)
+        texts = [f["text"] for f in c.get("/v1/users/ana/memories").json()["items"]]
+        assert "Ana plays the violin" in texts and "I play the violin" in texts
+        r = c.post("/v1/users/ana/memories", json={"messages": "x", "background": True})
+        assert r.status_code == 422 and "background" in r.text  # background needs infer
     with running_server(tmp_path / "lm2", ServerConfig(rate_limit=0, mcp=False)) as s, s.client(s.key_b) as c:
         assert c.post("/v1/users/ana/chat", json={"message": "hi"}).status_code == 503
 

@@ -137,9 +137,7 @@ def test_extraction_prompt_shows_the_messages_own_offset() -> None:
 def test_pipeline_stores_the_local_day_and_search_finds_it_in_that_zone(fake_memory: Memory) -> None:
     cest = timezone(timedelta(hours=2))
     text = "Caroline went to a support group"
-    lm = ScriptedLM({"MemoryExtract": [{"facts": [{"text": text, "categories": ["events"], "source_ids": ["m1"]}]}],
-                     "UpdateMemory": react_script(("add_memory", {"text": text, "categories": ["events"]}),
-                                                  outputs={"summary": "ADD"})})
+    lm = ScriptedLM({"MemoryExtract": [{"facts": [{"text": text, "categories": ["events"], "source_ids": ["m1"]}]}]})
     Pipeline(fake_memory, lm)
     msg = Message(content="I went to a support group yesterday", id="m1", name="Caroline",
                   timestamp=datetime(2023, 5, 8, 0, 30, tzinfo=cest))

@@ -9,6 +9,7 @@
 from .config import Settings
 from .embedders import Embedder, get_embedder
 from .errors import (
+    BudgetExceededError,
     ConfigurationError,
     EmbeddingError,
     ExtractionError,
@@ -45,6 +46,7 @@ __all__ = [
     "AddResult",
     "Agent",
     "AsyncMemory",
+    "BudgetExceededError",
     "ConfigurationError",
     "Embedder",
     "EmbeddingError",

@@ -14,6 +14,10 @@
 | ``REMEM_MAX_TEXT_CHARS`` | ``1000000`` | longest memory text accepted (1 to 10,000,000; longer than the embedder's window: indexed in chunks) |
 | ``REMEM_LM`` | unset | default language model for the LLM pipeline |
 | ``REMEM_GRAPH`` | ``0`` | ``1``: graph memory on (entities and time-aware relations, :mod:`remem.graph`) |
+| ``REMEM_CONFLICT_FLOOR`` | ``0.7`` | cosine below which a new fact skips the maintenance agent (an ADD) |
+| ``REMEM_LM_MAX_CALLS`` | ``12`` | LM calls one ``add(infer=True)`` may make (extraction + agent) |
+| ``REMEM_LM_MAX_TOKENS`` | ``60000`` | LM tokens (prompt + completion) one ``add(infer=True)`` may spend |
+| ``REMEM_LM_OUTPUT`` | ``auto`` | ``auto`` (JSON schema where the provider has it), ``json`` or ``chat`` |
 
 A value that cannot be used (``REMEM_MAX_TEXT_CHARS=abc``, ``0``, ``-5``, ``10**30``, a name with control
 characters, a path with a NUL) is a :class:`~remem.errors.ConfigurationError` naming the variable.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -60,6 +65,10 @@ class Settings(BaseModel):
     max_text_chars: int = Field(default=DEFAULT_MAX_TEXT_CHARS, ge=1, le=MAX_TEXT_CHARS_LIMIT)
     lm: str | None = Field(default=None, max_length=2000)
     graph: bool = False
+    conflict_floor: float = Field(default=0.7, ge=-1.0, le=1.0, allow_inf_nan=False)
+    lm_max_calls: int = Field(default=12, ge=1, le=10_000)
+    lm_max_tokens: int = Field(default=60_000, ge=1, le=100_000_000)
+    lm_output: Literal["auto", "json", "chat"] = "auto"
 
     @field_validator("home")
     @classmethod
@@ -90,6 +99,10 @@ class Settings(BaseModel):
             "max_text_chars": "REMEM_MAX_TEXT_CHARS",
             "lm": "REMEM_LM",
             "graph": "REMEM_GRAPH",
+            "conflict_floor": "REMEM_CONFLICT_FLOOR",
+            "lm_max_calls": "REMEM_LM_MAX_CALLS",
+            "lm_max_tokens": "REMEM_LM_MAX_TOKENS",
+            "lm_output": "REMEM_LM_OUTPUT",
         }
         for field, var in env_map.items():
             env_value = _env(var)

@@ -103,6 +103,14 @@ class MaintenanceError(LLMError):
     code = "maintenance_error"
 
 
+class BudgetExceededError(LLMError):
+    """The LM budget of one add (calls or tokens, see :class:`remem.pipeline.budget.LMBudget`) is spent: no
+    further LM call is made for it. The pipeline handles it by its documented rule (facts not yet handled by
+    the agent are added as they are); it reaches a caller only from code that runs outside the pipeline."""
+
+    code = "lm_budget_exceeded"
+
+
 class AuthError(RememError):
     """Missing or wrong credentials (REST/MCP edges)."""
 

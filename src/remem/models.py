@@ -264,10 +264,16 @@ class LLMUsage(_Model):
 
 
 class AddResult(_Model):
-    """The outcome of :meth:`remem.Memory.add`: one event per memory touched, plus LLM usage when one ran."""
+    """The outcome of :meth:`remem.Memory.add`: one event per memory touched, plus LLM usage when one ran.
+
+    With ``infer=True`` (the LLM pipeline), ``job_id`` names the turn's job in the pending queue; with
+    ``background=True`` the call returns once the turn is queued and stored as episodes: ``pending`` is then
+    True and ``events`` are those episodes (the facts follow when a worker has processed the job)."""
 
     events: list[MemoryEvent] = Field(default_factory=list)
     usage: LLMUsage = Field(default_factory=LLMUsage)
+    job_id: str | None = None
+    pending: bool = False
 
     @property
     def added(self) -> list[MemoryEvent]:
@@ -299,3 +305,5 @@ class Stats(_Model):
     store: str
     embedder: str
     data_dir: str | None = None
+    lm_usage: LLMUsage = Field(default_factory=LLMUsage, description="LM calls, tokens and seconds spent by the "
+                               "LLM pipeline and the chat agent, summed over every user (erased with the user)")

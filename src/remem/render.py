@@ -195,6 +195,10 @@ def stats_table(stats: Stats) -> Table:
     table.add_column("what", style="bold")
     table.add_column("value")
     for name, value in stats.model_dump().items():
+        if name == "lm_usage":
+            u = stats.lm_usage
+            value = (f"{u.calls} calls, {u.prompt_tokens} prompt + {u.completion_tokens} completion tokens, "
+                     f"{u.seconds:.1f} s")
         table.add_row(name.replace("_", " "), cell(value))
     return table
 

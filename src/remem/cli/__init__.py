@@ -8,7 +8,19 @@ Command groups live in their own modules and register themselves on :data:`app` 
 from __future__ import annotations
 
 # Importing a module registers its commands on ``app`` (or on ``bench_app`` for benchmarks).
-from . import bench, bench_data, bench_store, chat, commands, graph, markdown, ops, serve  # noqa: F401
+from . import (  # noqa: F401
+    bench,
+    bench_data,
+    bench_pipeline,
+    bench_store,
+    chat,
+    commands,
+    graph,
+    markdown,
+    ops,
+    serve,
+    worker,
+)
 from .app import app, main
 
 __all__ = ["app", "main"]

@@ -201,9 +201,12 @@ def reprocess(
             jobs = PendingQueue(memory.log).pending(user_id=user, limit=limit)
         finally:
             memory.close()
+        now = datetime.now(UTC)
         for job in jobs:
+            held = (f"  claimed by {markup_safe(job.claimed_by)} until {job.claimed_until:%H:%M:%S}"
+                    if job.claimed_by and job.claimed_until and job.claimed_until > now else "")
             console.print(f"{job.id}  {markup_safe(job.user_id)}  {len(job.payload.messages)} messages  "
-                          f"attempts={job.attempts}  {markup_safe(job.last_error or '')}", highlight=False)
+                          f"attempts={job.attempts}{held}  {markup_safe(job.last_error or '')}", highlight=False)
         console.print(f"{len(jobs)} pending")
         return
     with _memory_with_lm(home, lm, api_base) as memory:

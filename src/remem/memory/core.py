@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from ..bounds import check_metadata
 from ..config import Settings
 from ..embedders import Embedder, get_embedder
-from ..errors import ConfigurationError, NotFoundError
+from ..errors import ConfigurationError, NotFoundError, ValidationError
 from ..models import AddResult, ForgetResult, HistoryEvent, MemoryKind, MemoryRecord, Page, SearchHit, Stats
 from ..parts import MemoryParts
 from ..reads import get_record, list_page
 from ..reads import memory_id as canonical_id
 from ..storage import Storage, open_storage
+from ..storage.usage import usage_totals
 from ..stores import MemoryFilter, VectorStore, stores
 from ..validation import (
     check_add_args,
@@ -170,6 +171,7 @@ class Memory:
         infer: bool = False,
         actor: str = "api",
         progress: Progress | None = None,
+        background: bool = False,
     ) -> AddResult:
         """Store memories for ``user_id``.
 
@@ -177,6 +179,8 @@ class Memory:
         an ``episode`` with its speaker, timestamp and id as source. Exact duplicates (same normalised text, same
         user, live) are not stored twice: they yield a NOOP event naming the existing memory.
         ``infer=True`` runs the LLM pipeline (extraction + maintenance); it needs an LM (see ``remem.pipeline``).
+        ``background=True`` (with ``infer=True``) returns once the turns are queued and stored as episodes
+        (``pending=True``, ``job_id``); a worker extracts and maintains the facts (``remem.pipeline.worker``).
         All input is validated before anything is written (:class:`~remem.errors.ValidationError`).
         """
         user_id = check_user_id(user_id)
@@ -186,11 +190,15 @@ class Memory:
         check_add_args(msgs, max_chars=self.settings.max_text_chars, metadata=metadata, session_id=session_id,
                        infer=infer, actor=actor, progress=progress)
         meta = check_metadata(metadata) if metadata is not None else {}
+        if background and not infer:
+            raise ValidationError("background=True applies to infer=True (a raw add is already immediate)",
+                                  field="background")
         if infer:
             if self.pipeline is None:
                 raise ConfigurationError("add(infer=True) needs a language model: see remem.pipeline / --lm")
             result: AddResult = self.pipeline.add(
-                msgs, user_id=user_id, metadata=meta, categories=cats, session_id=session_id, actor=actor
+                msgs, user_id=user_id, metadata=meta, categories=cats, session_id=session_id, actor=actor,
+                background=background,
             )
             return result
         kind: MemoryKind = "fact" if is_plain_text else "episode"
@@ -372,6 +380,7 @@ class Memory:
         return Stats(
             users=len(self.users()), memories=live, deleted=deleted, history_events=self.storage.history.count(),
             store=self.store.name, embedder=self.embedder.name, data_dir=str(self.home),
+            lm_usage=usage_totals(self.storage.database),
         )
 
     # -- maintenance ---------------------------------------------------------------------------------------

@@ -21,7 +21,13 @@ _EXPORTS = {
     "Extractor": "extract",
     "Fact": "extract",
     "InferResult": "ingest",
-    "JobOutcome": "ingest",
+    "JobBusyError": "ingest",
+    "JobOutcome": "worker",
+    "LMBudget": "budget",
+    "BackgroundWorker": "worker",
+    "Worker": "worker",
+    "OutputPlan": "structured",
+    "plan_output": "structured",
     "Pipeline": "ingest",
     "ReprocessReport": "ingest",
     "Maintainer": "maintain",
@@ -42,26 +48,33 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from .agent import Agent, AgentReply, ToolCall
+    from .budget import LMBudget
     from .extract import Extractor, Fact
-    from .ingest import InferResult, JobOutcome, Pipeline, ReprocessReport
+    from .ingest import InferResult, JobBusyError, Pipeline, ReprocessReport
     from .lm import meter, resolve_lm
     from .maintain import Maintainer
     from .queue import Job, PendingQueue
     from .scripted import ScriptedLM, ScriptExhaustedError, format_reply, react_script
     from .signatures import DEFAULT_CATEGORIES, ExtractedFact, MemoryExtract, ResponseGenerator, UpdateMemory
+    from .structured import OutputPlan, plan_output
+    from .worker import BackgroundWorker, JobOutcome, Worker
 
 __all__ = [
     "DEFAULT_CATEGORIES",
     "Agent",
     "AgentReply",
+    "BackgroundWorker",
     "ExtractedFact",
     "Extractor",
     "Fact",
     "InferResult",
     "Job",
+    "JobBusyError",
     "JobOutcome",
+    "LMBudget",
     "Maintainer",
     "MemoryExtract",
+    "OutputPlan",
     "PendingQueue",
     "Pipeline",
     "ReprocessReport",
@@ -70,8 +83,10 @@ __all__ = [
     "ScriptedLM",
     "ToolCall",
     "UpdateMemory",
+    "Worker",
     "format_reply",
     "meter",
+    "plan_output",
     "react_script",
     "resolve_lm",
 ]

@@ -212,7 +212,7 @@ class Agent:
         core = self.core_facts(user_id)
         calls: list[ToolCall] = []
         last: BaseException | None = None
-        with meter(self.lm) as m:
+        with meter(self.lm, self.pipeline.adapter) as m:
             for _ in range(self.retries + 1):
                 calls.clear()
                 agent = GuardedReAct(self.signature, tools=self._tools(user_id, calls, now),
@@ -231,9 +231,11 @@ class Agent:
                     last = exc
             else:
                 assert last is not None
+                self.pipeline.record_usage(user_id, m.usage)
                 raise LLMError(f"the chat agent failed after {self.retries + 1} attempts ({type(last).__name__})",
                                raw_output=raw_output_of(last), usage=m.usage.model_dump())
             usage = m.usage
+        self.pipeline.record_usage(user_id, usage)
         self._check_calls(prediction.trajectory, calls)
         out = AgentReply(response=response, save_memory=save, tool_calls=calls, usage=usage)
         self._remember_turn(user_id, turn, Message(role="assistant", content=response, timestamp=utcnow()))
@@ -245,18 +247,16 @@ class Agent:
             stored = self.parts.writer.insert([episode], actor="agent")
             out.turn_id = stored[0].memory_id if stored else None
         else:
-            out.job_id, stored = self.pipeline.submit([turn], user_id=user_id, session_id=session_id,
-                                                      actor="agent", context=history)
-            out.turn_id = stored[0].memory_id if stored else None
-            if self.background:
-                self.pipeline.process_in_background(out.job_id)
-            else:
-                try:
-                    result = self.pipeline.process(out.job_id)
-                    out.events, out.usage = result.events, out.usage + result.usage
-                except LLMError as exc:
-                    out.memory_error = str(exc)
-                    out.usage = out.usage + LLMUsage.model_validate(exc.context.get("usage") or {})
+            try:
+                result = self.pipeline.add([turn], user_id=user_id, session_id=session_id, actor="agent",
+                                           context=history, background=self.background)
+                out.job_id, out.events, out.usage = result.job_id, result.events, out.usage + result.usage
+                out.turn_id = result.episodes[0].memory_id if result.episodes else None
+            except LLMError as exc:  # the turn is queued and stored; its facts wait for reprocess/a worker
+                out.job_id = exc.context.get("job_id")
+                out.turn_id = (exc.context.get("episode_ids") or [None])[0]
+                out.memory_error = str(exc)
+                out.usage = out.usage + LLMUsage.model_validate(exc.context.get("usage") or {})
         return out
 
     @staticmethod

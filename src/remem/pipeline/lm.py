@@ -1,7 +1,8 @@
 """Language models for the pipeline: model strings to ``dspy.LM``, and LLM usage counted per operation.
 
 Model strings follow DSPy/LiteLLM: ``openai/gpt-4o-mini``, ``anthropic/claude-…``, ``ollama_chat/llama3.2``
-(``api_base`` defaults to LiteLLM's ``http://localhost:11434``), and any OpenAI-compatible server (vLLM,
+(``api_base`` defaults to ``http://localhost:11434/v1``, Ollama's OpenAI-compatible API, which DSPy 3.4 calls
+natively; a bare ``http://host:11434`` gets ``/v1``), and any OpenAI-compatible server (vLLM,
 llama.cpp server, LM Studio) as ``openai/<model>`` with ``api_base``. Two local forms are handled here:
 ``gguf:/path/model.gguf`` (or a path ending in ``.gguf``) runs a GGUF file in-process through
 ``llama-cpp-python`` (the ``remem[llama]`` extra), and ``scripted:/path/script.json`` loads a
@@ -12,12 +13,14 @@ DSPy's response cache is off: a retry after unusable output must reach the model
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
 
 import dspy
 from dspy.utils.callback import BaseCallback
@@ -60,7 +63,7 @@ def resolve_lm(
         )
     kwargs: dict[str, Any] = {}
     if api_base:
-        kwargs["api_base"] = api_base
+        kwargs["api_base"] = ollama_base(api_base) if _ollama_native(spec) else api_base
     if api_key:
         kwargs["api_key"] = api_key
     if timeout is not None:
@@ -71,6 +74,25 @@ def resolve_lm(
         )
     except (ValueError, TypeError, dspy.utils.exceptions.LMError) as exc:
         raise ConfigurationError(f"cannot configure language model {spec!r}: {exc}", model=spec) from exc
+
+
+def ollama_base(api_base: str) -> str:
+    """Ollama's OpenAI-compatible base URL: DSPy 3.4 reaches ``ollama/…`` and ``ollama_chat/…`` models natively at
+    ``<api_base>/chat/completions`` (its default base is ``http://localhost:11434/v1``), so a bare server address
+    (``http://localhost:11434``, the LiteLLM convention) gets ``/v1``; a base with a path is kept."""
+    parts = urlsplit(api_base.strip())
+    if parts.scheme and parts.netloc and parts.path in ("", "/"):
+        return urlunsplit((parts.scheme, parts.netloc, "/v1", parts.query, parts.fragment))
+    return api_base
+
+
+def _ollama_native(spec: str) -> bool:
+    """Whether DSPy will call this Ollama model on its OpenAI-compatible API (``/v1``): it does unless a
+    ``<PREFIX>_API_BASE``/``<PREFIX>_BASE_URL`` variable is set, which sends it through LiteLLM and Ollama's own
+    API (whose base has no ``/v1``)."""
+    prefix = spec.split("/", 1)[0]
+    return prefix in ("ollama", "ollama_chat") and not any(
+        os.environ.get(f"{prefix.upper()}_{name}") for name in ("API_BASE", "BASE_URL"))
 
 
 def lm_name(lm: dspy.BaseLM) -> str:

@@ -25,11 +25,29 @@ class _ToolTable(dict[str, Any]):
         return unknown
 
 
+class _HostSummary(dspy.Module):  # type: ignore[misc]
+    """Stands in for ReAct's final extraction call when its outputs are not used: no LM call."""
+
+    def __init__(self, outputs: dict[str, str]) -> None:
+        super().__init__()
+        self.outputs = outputs
+
+    def forward(self, **_: Any) -> dspy.Prediction:
+        return dspy.Prediction(**self.outputs)
+
+
 class GuardedReAct(dspy.ReAct):  # type: ignore[misc]
-    def __init__(self, signature: type[dspy.Signature], tools: list[Callable[..., Any]], max_iters: int) -> None:
+    """``summarize=False`` skips ReAct's final extraction call (one LM call per run) for agents whose outputs
+    the host does not read — the maintenance agent acts through its tools; its ``summary`` was never used."""
+
+    def __init__(self, signature: type[dspy.Signature], tools: list[Callable[..., Any]], max_iters: int,
+                 *, summarize: bool = True) -> None:
         super().__init__(signature, tools=tools, max_iters=max_iters)
         self.tools: dict[str, Any] = _ToolTable(self.tools)
         self.react.signature = self.react.signature.with_updated_fields("next_tool_name", type_=str)
+        if not summarize:
+            self.extract = _HostSummary({name: "(not asked: see the tool calls)"
+                                         for name in self.signature.output_fields})
 
 
 def tool_calls(trajectory: dict[str, Any]) -> list[tuple[str, Any, str]]:

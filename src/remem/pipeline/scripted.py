@@ -12,6 +12,10 @@ A plain list is one route that takes every request. A reply is:
 - a string, returned verbatim (use it for garbage on purpose: ``"{{not json"``);
 - an exception instance, raised by the engine (a timeout, a provider error).
 
+A route may also be a *policy*: a function of the request (``ScriptedRequest``: route, system prompt, user
+text) returning a reply, called for every request of that route (``remem bench pipeline`` drives the pipeline
+with one). ``latency`` (seconds) makes every reply wait that long, to time control flow with a slow model.
+
 ``default`` answers requests whose route is exhausted (``None``: a :class:`ScriptExhaustedError`).
 Token usage is reported as ``len(text) // 4`` so usage accounting can be tested.
 """
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +37,19 @@ from ..errors import ConfigurationError
 
 Reply = Mapping[str, Any] | str | BaseException
 Route = str | type[dspy.Signature]
-Script = Sequence[Reply] | Mapping[Route, Sequence[Reply]]
+
+
+@dataclass(frozen=True)
+class ScriptedRequest:
+    """What a policy sees of a request: its route name, system prompt and user text."""
+
+    route: str
+    system: str
+    user: str
+
+
+Policy = Callable[[ScriptedRequest], Reply]
+Script = Sequence[Reply] | Mapping[Route, Sequence[Reply] | Policy]
 
 ANY = "*"
 
@@ -79,20 +97,25 @@ def _route_fields(route: Route) -> list[str] | None:
 class ScriptedEngine:
     """The engine behind :class:`ScriptedLM`: picks the route, pops the next reply, records the request."""
 
-    def __init__(self, script: Script, default: Reply | None = None) -> None:
-        routes: Mapping[Route, Sequence[Reply]] = (
+    def __init__(self, script: Script, default: Reply | None = None, latency: float = 0.0) -> None:
+        routes: Mapping[Route, Sequence[Reply] | Policy] = (
             {ANY: script} if not isinstance(script, Mapping) else script
         )
-        self._routes = [(_route_fields(r), list(replies), r if isinstance(r, str) else r.__name__)
-                        for r, replies in routes.items()]
+        self._routes: list[tuple[list[str] | None, list[Reply] | Policy, str]] = [
+            (_route_fields(r), replies if callable(replies) else list(replies), r if isinstance(r, str) else r.__name__)
+            for r, replies in routes.items()
+        ]
         self.default = default
+        self.latency = latency
         self.requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
 
-    def _pick(self, system: str) -> tuple[str, Reply]:
+    def _pick(self, system: str) -> tuple[str, Reply | Policy]:
         with self._lock:
             for fields, replies, name in self._routes:
                 if fields is None or all(f"`{f}`" in system for f in fields):
+                    if callable(replies):
+                        return name, replies
                     if replies:
                         return name, replies.pop(0)
                     if self.default is not None:
@@ -104,13 +127,17 @@ class ScriptedEngine:
 
     def remaining(self) -> dict[str, int]:
         with self._lock:
-            return {name: len(replies) for _, replies, name in self._routes}
+            return {name: len(replies) for _, replies, name in self._routes if not callable(replies)}
 
     def complete(self, request: Any) -> Response:
         system = _system_text(request)
         user = "\n".join(str(m.text or "") for m in request.messages)
-        route, reply = self._pick(system)
-        self.requests.append({"route": route, "system": system, "user": user})
+        route, picked = self._pick(system)
+        with self._lock:
+            self.requests.append({"route": route, "system": system, "user": user})
+        reply = picked(ScriptedRequest(route, system, user)) if callable(picked) else picked
+        if self.latency > 0:
+            time.sleep(self.latency)
         if isinstance(reply, BaseException):
             raise reply
         text = reply if isinstance(reply, str) else format_reply(reply)
@@ -129,8 +156,8 @@ class ScriptedEngine:
 class ScriptedLM(dspy.LM):  # type: ignore[misc]
     """A ``dspy.LM`` answering from a script (see the module docstring). ``requests`` records each prompt."""
 
-    def __init__(self, script: Script, *, default: Reply | None = None) -> None:
-        self.engine_impl = ScriptedEngine(script, default)
+    def __init__(self, script: Script, *, default: Reply | None = None, latency: float = 0.0) -> None:
+        self.engine_impl = ScriptedEngine(script, default, latency)
         super().__init__("remem/scripted", engine=self.engine_impl, cache=False, num_retries=0)
 
     @property
@@ -142,7 +169,8 @@ class ScriptedLM(dspy.LM):  # type: ignore[misc]
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedLM:
-        """Load ``{"routes": {"ResponseGenerator": [...], ...}, "default": ...}`` (or a bare list) from JSON."""
+        """Load ``{"routes": {"ResponseGenerator": [...], ...}, "default": ..., "latency": 0.05}`` (or a bare
+        list) from JSON."""
         p = Path(path).expanduser()
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
@@ -152,19 +180,25 @@ class ScriptedLM(dspy.LM):  # type: ignore[misc]
             return cls(data)
         if not isinstance(data, dict) or not isinstance(data.get("routes", {}), dict):
             raise ConfigurationError(f"LM script {p} must be a list or {{'routes': {{...}}, 'default': ...}}")
-        return cls(data.get("routes", {}), default=data.get("default"))
+        latency = data.get("latency", 0.0)
+        if not isinstance(latency, int | float) or latency < 0:
+            raise ConfigurationError(f"LM script {p}: latency must be a number of seconds ≥ 0")
+        return cls(data.get("routes", {}), default=data.get("default"), latency=float(latency))
 
 
-def react_script(*calls: tuple[str, Mapping[str, Any]], outputs: Mapping[str, Any]) -> list[Reply]:
+def react_script(*calls: tuple[str, Mapping[str, Any]], outputs: Mapping[str, Any] | None = None) -> list[Reply]:
     """The replies of one ``dspy.ReAct`` run: each (tool, args) step, ``finish``, then the final ``outputs``.
 
-    >>> react_script(("add_memory", {"text": "Alice likes tea", "categories": ["preferences"]}),
-    ...              outputs={"summary": "ADD"})  # doctest: +ELLIPSIS
+    The maintenance agent skips ReAct's final extraction call: script it without ``outputs``. The chat agent
+    reads its outputs (``response``, ``save_memory``): give them.
+
+    >>> react_script(("add_memory", {"text": "Alice likes tea", "categories": ["preferences"]}))  # doctest: +ELLIPSIS
     [{'next_thought': ..., 'next_tool_name': 'add_memory', ...}, ...]
     """
     steps: list[Reply] = [
         {"next_thought": f"Call {name}.", "next_tool_name": name, "next_tool_args": dict(args)} for name, args in calls
     ]
     steps.append({"next_thought": "Done.", "next_tool_name": "finish", "next_tool_args": {}})
-    steps.append({"reasoning": "Done.", **outputs})
+    if outputs is not None:
+        steps.append({"reasoning": "Done.", **outputs})
     return steps

@@ -95,14 +95,21 @@ def build_mcp_server(memory: Memory, resolve: UserResolver, *, static_profile: b
             raise _tool_error(exc) from exc
 
     @server.tool()
-    def add_memory(text: str, ctx: Context, categories: list[str] | None = None) -> dict[str, Any]:
-        """Remember a durable fact about the user (one short sentence). Exact duplicates are not stored twice."""
+    def add_memory(text: str, ctx: Context, categories: list[str] | None = None, infer: bool = False,
+                   background: bool = False) -> dict[str, Any]:
+        """Remember a durable fact about the user (one short sentence). Exact duplicates are not stored twice.
+        ``infer``: let the server's LM distil and reconcile facts from ``text`` (a user's message); with
+        ``background`` the call returns at once and the facts follow."""
         try:
             check_text(text, memory.settings.max_text_chars, "text")  # named as the tool's argument
-            result = memory.add(text, user_id=user(ctx), categories=categories, actor="mcp")
+            result = memory.add(text, user_id=user(ctx), categories=categories, actor="mcp", infer=infer,
+                                background=background)
         except RememError as exc:
             raise _tool_error(exc) from exc
-        return {"events": [e.model_dump(mode="json", exclude_none=True) for e in result.events]}
+        out: dict[str, Any] = {"events": [e.model_dump(mode="json", exclude_none=True) for e in result.events]}
+        if infer:
+            out.update(job_id=result.job_id, pending=result.pending, usage=result.usage.model_dump())
+        return out
 
     @server.tool()
     def search_memories(query: str, ctx: Context, limit: int = 10, categories: list[str] | None = None,

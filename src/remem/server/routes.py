@@ -65,10 +65,11 @@ def list_users(who: TenantDep, memory: MemoryDep) -> UsersResponse:
 
 @router.post(USER + "/memories", response_model=AddResult, tags=["memories"])
 def add_memories(body: AddBody, scope: ScopeDep, memory: MemoryDep) -> AddResult:
-    """Store messages: raw (one memory per message) or ``infer`` (LLM extraction + maintenance)."""
+    """Store messages: raw (one memory per message) or ``infer`` (LLM extraction + maintenance; with
+    ``background``, queued for a worker: the answer comes once the turns are durable and searchable)."""
     messages: Any = body.messages
     return memory.add(messages, user_id=scope.internal, metadata=body.metadata, categories=body.categories,
-                      session_id=body.session_id, infer=body.infer, actor=scope.actor)
+                      session_id=body.session_id, infer=body.infer, actor=scope.actor, background=body.background)
 
 
 @router.get(USER + "/memories", response_model=Page, tags=["memories"])

@@ -97,6 +97,8 @@ class AddBody(_Body):
         description="A string (one fact), or a list of strings/messages (raw: one memory each)."
     )
     infer: StrictBool = Field(False, description="Run the LLM pipeline (extract + maintain); needs a configured LM.")
+    background: StrictBool = Field(False, description="With infer: answer once the turns are queued and stored as "
+                                   "episodes (pending=true, job_id); a worker extracts and maintains the facts.")
     categories: Categories | None = None
     metadata: Metadata | None = Field(None, description="A JSON object (at most 16 KiB, 8 levels deep).")
     session_id: Label | None = None

@@ -195,7 +195,10 @@ class Job(BaseModel):
 class JobQueue(Protocol):
     """Durable jobs of the LLM pipeline (see :mod:`remem.storage.queue`)."""
 
-    def enqueue(self, user_id: str, payload: JobPayload) -> str: ...
+    def enqueue(self, user_id: str, payload: JobPayload, *, claimed_by: str | None = None,
+                lease_seconds: float = 0.0) -> str:
+        """Queue a job (``claimed_by``: already claimed by that worker for ``lease_seconds``, in the same write,
+        so no other worker can take it before its submitter has stored its turns)."""
 
     def get(self, job_id: str) -> Job | None: ...
 
@@ -209,8 +212,10 @@ class JobQueue(Protocol):
 
     def count(self, status: JobStatus = "pending", user_id: str | None = None) -> int: ...
 
-    def claim(self, worker: str, lease_seconds: float, job_id: str | None = None) -> Job | None:
-        """Claim one pending job (or ``job_id``) for ``worker`` until the lease ends; ``None`` if there is none
-        free. A job is claimed by one worker at a time, across processes."""
+    def claim(self, worker: str, lease_seconds: float, job_id: str | None = None, *,
+              max_attempts: int | None = None, retry_after: float = 0.0) -> Job | None:
+        """Claim one pending job (or ``job_id``), oldest first, for ``worker`` until the lease ends; ``None`` if
+        there is none free. A job is claimed by one worker at a time, across processes. ``max_attempts``: skip
+        jobs that failed that often; ``retry_after``: skip jobs whose last failure is more recent (seconds)."""
 
     def release(self, job_id: str, worker: str) -> None: ...

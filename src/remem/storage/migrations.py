@@ -12,6 +12,7 @@ starting at once migrate once). Numbers only grow: an existing database applies 
 14. graph memory (:mod:`remem.graph`): ``graph_entities`` (with each name's vector), ``graph_relations``
     (time-aware edges) and ``graph_events`` (their history); created on both dialects whether graph memory
     is on or off, so ``forget_user`` always erases them
+15. ``lm_usage`` — LM calls, tokens and seconds per user (summed by ``remem stats``; erased with the user)
 """
 
 from __future__ import annotations
@@ -109,6 +110,17 @@ SQLITE: list[tuple[int, str]] = [
         );
         CREATE INDEX graph_events_target ON graph_events(target_id, id);
         CREATE INDEX graph_events_user ON graph_events(user_id, id)
+    """),
+    (15, """
+        CREATE TABLE lm_usage (
+            user_id TEXT PRIMARY KEY,
+            operations INTEGER NOT NULL DEFAULT 0,
+            calls INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            seconds REAL NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        )
     """),
 ]
 
@@ -216,6 +228,17 @@ POSTGRES: list[tuple[int, str]] = [
         CREATE INDEX graph_events_target ON graph_events(target_id, id);
         CREATE INDEX graph_events_user ON graph_events(user_id, id)
     """),
+    (15, """
+        CREATE TABLE lm_usage (
+            user_id TEXT PRIMARY KEY,
+            operations BIGINT NOT NULL DEFAULT 0,
+            calls BIGINT NOT NULL DEFAULT 0,
+            prompt_tokens BIGINT NOT NULL DEFAULT 0,
+            completion_tokens BIGINT NOT NULL DEFAULT 0,
+            seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        )
+    """),
 ]
 
 MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {"sqlite": SQLITE, "postgres": POSTGRES}
@@ -224,7 +247,8 @@ MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {"sqlite": SQLITE, "postgres"
 #: here rather than registered with ``Database.add_eraser`` when graph memory is on: their migration always
 #: runs, so a Memory opened with graph memory off must erase them too.
 USER_TABLES: dict[str, str] = {"events": "user_id", "intents": "user_id", "pending_jobs": "user_id",
-                               "graph_relations": "user_id", "graph_entities": "user_id", "graph_events": "user_id"}
+                               "graph_relations": "user_id", "graph_entities": "user_id", "graph_events": "user_id",
+                               "lm_usage": "user_id"}
 
 
 def register_migration(version: int, sql: str, dialect: Dialect = "sqlite") -> None:

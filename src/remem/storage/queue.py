@@ -5,7 +5,8 @@ is written *before* any LLM call, so a crash, a timeout or unusable model output
 A job moves ``pending`` → ``done``; a failure keeps it ``pending`` with its attempt count, last error and the raw
 model output, for ``remem reprocess``. ``stage`` records whether the raw turns (episodes) are stored, so a retry
 never stores them twice. :meth:`SQLQueue.claim` leases a job to one worker (``claimed_by``/``claimed_until``),
-atomically across processes: the claim is one conditional ``UPDATE``.
+atomically across processes: the claim is one conditional ``UPDATE``. A worker may skip jobs that failed
+``max_attempts`` times (left to ``remem reprocess``) and jobs that failed less than ``retry_after`` seconds ago.
 """
 
 from __future__ import annotations
@@ -35,14 +36,16 @@ class SQLQueue:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def enqueue(self, user_id: str, payload: JobPayload) -> str:
+    def enqueue(self, user_id: str, payload: JobPayload, *, claimed_by: str | None = None,
+                lease_seconds: float = 0.0) -> str:
         job_id = str(uuid.uuid4())
-        now = utcnow().isoformat()
+        now = utcnow()
+        until = (now + timedelta(seconds=lease_seconds)).isoformat() if claimed_by is not None else None
         with self.database.transaction() as tx:
             tx.execute(
-                "INSERT INTO pending_jobs (id, user_id, status, stage, payload, attempts, created_at, updated_at)"
-                " VALUES (?, ?, 'pending', 'new', ?, 0, ?, ?)",
-                (job_id, user_id, payload.model_dump_json(), now, now),
+                "INSERT INTO pending_jobs (id, user_id, status, stage, payload, attempts, created_at, updated_at,"
+                " claimed_by, claimed_until) VALUES (?, ?, 'pending', 'new', ?, 0, ?, ?, ?, ?)",
+                (job_id, user_id, payload.model_dump_json(), now.isoformat(), now.isoformat(), claimed_by, until),
             )
         return job_id
 
@@ -88,21 +91,36 @@ class SQLQueue:
             row = tx.fetchone(sql, args)
         return int(row[0]) if row else 0
 
-    def claim(self, worker: str, lease_seconds: float, job_id: str | None = None) -> Job | None:
+    def claim(self, worker: str, lease_seconds: float, job_id: str | None = None, *,
+              max_attempts: int | None = None, retry_after: float = 0.0) -> Job | None:
         now = utcnow()
         until = (now + timedelta(seconds=lease_seconds)).isoformat()
         free = "status='pending' AND (claimed_until IS NULL OR claimed_until < ?)"
+        args: list[Any] = [now.isoformat()]
+        if max_attempts is not None:
+            free += " AND attempts < ?"
+            args.append(int(max_attempts))
+        if retry_after > 0:
+            free += " AND (attempts = 0 OR updated_at < ?)"
+            args.append((now - timedelta(seconds=retry_after)).isoformat())
+        update = f"UPDATE pending_jobs SET claimed_by=?, claimed_until=? WHERE id=? AND {free}"
         with self.database.transaction() as tx:
-            if job_id is None:
-                row = tx.fetchone(f"SELECT id FROM pending_jobs WHERE {free} ORDER BY created_at, id LIMIT 1",
-                                  (now.isoformat(),))
-                if row is None:
+            if job_id is not None:
+                if not tx.execute(update, (worker, until, job_id, *args)):
                     return None
-                job_id = str(row[0])
-            changed = tx.execute(f"UPDATE pending_jobs SET claimed_by=?, claimed_until=? WHERE id=? AND {free}",
-                                 (worker, until, job_id, now.isoformat()))
-            if not changed:
-                return None
+            else:
+                # Another worker may take the oldest free job between our SELECT and UPDATE (Postgres, READ
+                # COMMITTED): the UPDATE then changes nothing and we look again, so a busy queue is not "empty".
+                for _ in range(8):
+                    row = tx.fetchone(f"SELECT id FROM pending_jobs WHERE {free} ORDER BY created_at, id LIMIT 1",
+                                      args)
+                    if row is None:
+                        return None
+                    if tx.execute(update, (worker, until, str(row[0]), *args)):
+                        job_id = str(row[0])
+                        break
+                else:
+                    return None
             got = tx.fetchone(f"SELECT {_COLUMNS} FROM pending_jobs WHERE id=?", (job_id,))
         return _job(got) if got else None
 
