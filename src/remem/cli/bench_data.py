@@ -24,6 +24,9 @@ ConvOpt = Annotated[
 ]
 LmOpt = Annotated[str | None, typer.Option("--lm", help="LM to answer and judge with (e.g. openai/gpt-4o-mini).")]
 EmbedderOpt = Annotated[str, typer.Option("--embedder", help="Embedder spec (default: the packaged local model).")]
+FactsOpt = Annotated[str | None, typer.Option(
+    "--facts", help="'observations': also store LoCoMo's LLM-written observations as fact memories (their "
+    "evidence turns as source ids), a stand-in for LLM extraction.")]
 
 
 def _select(conversations: list[Any], which: str | None, limit: int | None) -> list[Any]:
@@ -46,7 +49,8 @@ def _select(conversations: list[Any], which: str | None, limit: int | None) -> l
     return conversations
 
 
-def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | None, embedder: str) -> None:
+def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | None, embedder: str,
+         facts: str | None = None) -> None:
     from ..bench.report import markdown, write_report
     from ..bench.runner import run_retrieval
 
@@ -66,30 +70,35 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
 
             model = resolve_lm(lm)
         run = run_retrieval(dataset, conversations, embedder=embedder, progress=progress,
-                            answer_system=answer_system, facts_lm=model)
+                            answer_system=answer_system, facts_lm=model, facts_label=facts)
         if model is not None and answer_system:
             from ..bench.answer import AnswerScorer, answer_all
 
             scorer = AnswerScorer(model)
             run.answers[answer_system] = answer_all(scorer, conversations, run.systems[answer_system].ranked)
-    paths = write_report(run, out or Path("results") / dataset)
+    paths = write_report(run, out or Path("results") / dataset, name=f"{dataset}-{facts}" if facts else None)
     console.print(markdown(run), markup=False, highlight=False, soft_wrap=True)  # the pipe tables, unwrapped
     console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['png']}")
 
 
 @bench_app.command("locomo")
 def locomo(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
-           lm: LmOpt = None, embedder: EmbedderOpt = "local") -> None:
-    """LoCoMo: evidence recall@k per category vs BM25-only and dense-only baselines (with --lm: answers)."""
+           lm: LmOpt = None, embedder: EmbedderOpt = "local", facts: FactsOpt = None) -> None:
+    """LoCoMo: evidence recall within 500/1,000/2,000 tokens and @k per category vs BM25-only and dense-only
+    baselines (with --facts observations: LoCoMo's observations stored as facts; with --lm: answers)."""
     from ..bench.locomo import load_locomo
 
-    _run("locomo", _select(load_locomo(data), conversations, limit), out, lm, embedder)
+    if facts not in (None, "observations"):
+        raise ValidationError(f"--facts: unknown source {facts!r} (use observations)", option="--facts")
+    convs = load_locomo(data, observations=facts == "observations")
+    _run("locomo", _select(convs, conversations, limit), out, lm, embedder, facts)
 
 
 @bench_app.command("longmemeval")
 def longmemeval(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
                 lm: LmOpt = None, embedder: EmbedderOpt = "local") -> None:
-    """LongMemEval: session recall_any/all@k and turn recall@k per question type vs baselines."""
+    """LongMemEval: turn recall within 500/1,000/2,000 tokens, session recall_any/all@k and turn recall@k per
+    question type vs baselines."""
     from ..bench.longmemeval import load_longmemeval
 
     _run("longmemeval", _select(load_longmemeval(data), conversations, limit), out, lm, embedder)

@@ -1,7 +1,9 @@
 """The chat agent: ``dspy.ReAct(ResponseGenerator)`` with memory tools bound to the current user.
 
-Per reply the agent sees the core facts of the user (facts in ``core_categories``, newest first, at most
-``core_limit``) in its prompt, a bounded transcript (the last ``window`` messages), the question and the time.
+Per reply the agent sees, in its prompt, the memory block of :meth:`remem.Memory.context` for the user's message
+(at most ``context_tokens`` tokens: the core facts — facts in ``core_categories``, newest first, at most
+``core_limit`` — then the most relevant facts and dated excerpts of past turns), a bounded transcript (the last
+``window`` messages), the question and the time.
 It may call ``fetch_similar_memories``, ``search_by_category`` and ``search_by_time`` — closures over the
 user id, so no argument can reach another user — at most ``max_tool_calls`` times; further calls answer
 "limit reached". It answers and says whether the turn is worth remembering (``save_memory``). If so, the turn
@@ -24,13 +26,14 @@ from pydantic import BaseModel, Field
 
 from ..errors import ConfigurationError, LLMError, RememError
 from ..memory.core import Memory
-from ..models import LLMUsage, MemoryEvent, MemoryRecord, Message, SearchHit, utcnow
+from ..models import Context, LLMUsage, MemoryEvent, MemoryRecord, Message, SearchHit, utcnow
+from ..retrieval.context import CORE_CATEGORIES, DEFAULT_CONTEXT_OPTIONS, check_budget
 from ..validation import check_user_id
 from .dates import parse_date
 from .ingest import Pipeline
 from .lm import RETRYABLE, LMSpec, meter, raw_output_of, resolve_lm
 from .react import GuardedReAct, tool_calls
-from .signatures import CORE_CATEGORIES, ResponseGenerator
+from .signatures import ResponseGenerator
 
 
 class ToolCall(BaseModel):
@@ -54,6 +57,8 @@ class AgentReply(BaseModel):
     turn_id: str | None = Field(default=None, description="id of the user's turn, stored as an episode memory")
     memory_error: str | None = Field(default=None, description="extraction/maintenance failure; turn queued")
     usage: LLMUsage = Field(default_factory=LLMUsage)
+    context_ids: list[str] = Field(default_factory=list, description="ids of the memories shown in the prompt")
+    context_tokens: int = Field(default=0, description="cl100k tokens of the memory block in the prompt")
 
 
 def _format_hits(records: Sequence[MemoryRecord]) -> str:
@@ -80,6 +85,7 @@ class Agent:
         window: int = 12,
         core_limit: int = 8,
         core_categories: Sequence[str] = CORE_CATEGORIES,
+        context_tokens: int = 1000,
         max_tool_calls: int = 3,
         search_limit: int = 5,
         background: bool = False,
@@ -92,6 +98,9 @@ class Agent:
         self.lm = resolve_lm(lm, api_base=api_base) if lm is not None else memory.pipeline.lm
         self.pipeline: Pipeline = memory.pipeline if memory.pipeline is not None else Pipeline(memory, self.lm)
         self.window, self.core_limit, self.core_categories = window, core_limit, list(core_categories)
+        self.context_tokens = check_budget(context_tokens)
+        self.context_options = DEFAULT_CONTEXT_OPTIONS.with_(core_limit=core_limit,
+                                                             core_categories=tuple(core_categories))
         self.max_tool_calls, self.search_limit, self.background, self.retries = (
             max_tool_calls, search_limit, background, retries)
         base = instructions or ResponseGenerator.instructions
@@ -116,6 +125,13 @@ class Agent:
         page = self.memory.list(user_id=user_id, kinds=["fact"], categories=self.core_categories,
                                 limit=self.core_limit)
         return page.items
+
+    def context(self, user_id: str, text: str, now: datetime | None = None) -> Context:
+        """The memory block the agent's prompt gets for a message (:meth:`remem.Memory.context`)."""
+        opts = self.context_options
+        if now is not None:
+            opts = opts.with_(search=opts.search.with_(reference_time=now))
+        return self.memory.context(text, user_id=user_id, max_tokens=self.context_tokens, options=opts)
 
     # -- tools -------------------------------------------------------------------------------------------
     def _tools(self, user_id: str, calls: list[ToolCall]) -> list[Callable[..., str]]:
@@ -172,7 +188,7 @@ class Agent:
         now = now or utcnow()
         history = self.transcript(user_id)
         turn = Message(role="user", content=text, timestamp=now, id=f"m-{uuid.uuid4().hex[:12]}")
-        core = self.core_facts(user_id)
+        context = self.context(user_id, text, now)
         calls: list[ToolCall] = []
         last: BaseException | None = None
         with meter(self.lm) as m:
@@ -182,7 +198,7 @@ class Agent:
                                      max_iters=2 * self.max_tool_calls + 2)
                 try:
                     prediction = agent(
-                        core_memories="\n".join(f"- {r.text}" for r in core) or "(none yet)",
+                        core_memories=context.text or "(none yet)",
                         transcript="\n".join(f"{x.role}: {x.content}" for x in history) or "(new conversation)",
                         question=text, now=now.strftime("%Y-%m-%d %H:%M UTC (%A)"),
                     )
@@ -198,7 +214,9 @@ class Agent:
                                raw_output=raw_output_of(last), usage=m.usage.model_dump())
             usage = m.usage
         self._check_calls(prediction.trajectory, calls)
-        out = AgentReply(response=response, save_memory=save, tool_calls=calls, usage=usage)
+        out = AgentReply(response=response, save_memory=save, tool_calls=calls, usage=usage,
+                         context_ids=[i for item in context.items for i in item.memory_ids],
+                         context_tokens=context.tokens)
         self._remember_turn(user_id, turn, Message(role="assistant", content=response, timestamp=utcnow()))
         if not save:
             # Every user turn is kept as an episode (nothing said is unrecoverable); only the facts wait for

@@ -15,13 +15,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from ..models import AddResult, ForgetResult, MemoryRecord, Page
+from ..models import AddResult, Context, ForgetResult, MemoryRecord, Page
 from .deps import MemoryDep, ScopeDep, TenantDep
 from .http_errors import ErrorBody, NoLanguageModelError
 from .schemas import (
     AddBody,
     ChatBody,
     ChatResponse,
+    ContextBody,
     HistoryResponse,
     ReasonBody,
     SearchBody,
@@ -30,7 +31,7 @@ from .schemas import (
     UsersResponse,
     Whoami,
 )
-from .tenancy import out_event, out_hit, out_page, out_record, tenant_users
+from .tenancy import out_context, out_event, out_hit, out_page, out_record, tenant_users
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429, 503)
@@ -87,6 +88,15 @@ def search(body: SearchBody, scope: ScopeDep, memory: MemoryDep) -> SearchRespon
     hits = memory.search(body.query, user_id=scope.internal, limit=body.limit, categories=body.categories,
                          since=body.since, until=body.until, mode=body.mode, threshold=body.threshold)
     return SearchResponse(hits=[out_hit(scope.tenant, h) for h in hits])
+
+
+@router.post(USER + "/context", response_model=Context, tags=["memories"])
+def context(body: ContextBody, scope: ScopeDep, memory: MemoryDep) -> Context:
+    """The user's best memory for ``query`` packed into ``max_tokens`` (cl100k) tokens: ``text`` is a
+    prompt-ready Markdown block (core facts, then dated facts and excerpts), ``items`` its structure."""
+    ctx = memory.context(body.query, user_id=scope.internal, max_tokens=body.max_tokens, categories=body.categories,
+                         kinds=body.kinds, since=body.since, until=body.until, reference_time=body.reference_time)
+    return out_context(scope.tenant, ctx)
 
 
 @router.get(MEM, response_model=MemoryRecord, tags=["memories"])
