@@ -153,6 +153,8 @@ def test_filters_hold_for_every_block_neighbours_included(fake_memory: Memory) -
                               options=DEFAULT_CONTEXT_OPTIONS.with_(neighbors=2))
     shown = [r for i in ctx.items for r in i.records]
     assert sorted(r.seq or 0 for r in shown) == [1, 2] and all(since <= r.observed_at <= until for r in shown)  # type: ignore[operator]
+    assert ctx.text.endswith("**2023-07-08 (Sat) · session s3**\n- Mel: Kayaks on the lake!\n"
+                             "- [2023-07-09 (Sun)] Caroline: The lake kayaks again.")  # a turn of another day
 
 
 def test_an_empty_store_gives_an_empty_context(fake_memory: Memory) -> None:

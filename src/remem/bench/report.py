@@ -86,8 +86,10 @@ def _budget_tables(systems: dict[str, Any], cats: list[str], budgets: list[int])
     if not rows:
         return []
     lines = ["", "## Evidence recall within a token budget (context of at most B cl100k tokens)", ""]
-    extra = [m for m in ("session_all",) if any(f"{m}@{budgets[0]}tok" in s["metrics"]["overall"]
-                                                for s in rows.values())]
+    first = [s["metrics"]["overall"] for s in rows.values()]
+    extra = [m for m in ("session_all", "fact_tokens")  # LongMemEval sessions; tokens spent on facts, if any
+             if any(o.get(f"{m}@{budgets[0]}tok", 0.0) > 0 or (m == "session_all" and f"{m}@{budgets[0]}tok" in o)
+                    for o in first)]
     head = ([f"recall@{b}" for b in budgets] + [f"{m}@{b}" for m in extra for b in budgets]
             + [f"tokens@{b}" for b in budgets] + [f"turns@{b}" for b in budgets])
     lines.append("| system | " + " | ".join(head) + " |")
@@ -95,7 +97,7 @@ def _budget_tables(systems: dict[str, Any], cats: list[str], budgets: list[int])
     for name, s in rows.items():
         o = s["metrics"]["overall"]
         cells = ([_f(o.get(f"recall@{b}tok")) for b in budgets]
-                 + [_f(o.get(f"{m}@{b}tok")) for m in extra for b in budgets]
+                 + [_f(o.get(f"{m}@{b}tok"), 0 if m == "fact_tokens" else 3) for m in extra for b in budgets]
                  + [_f(o.get(f"tokens@{b}tok"), 0) for b in budgets] + [_f(o.get(f"turns@{b}tok"), 1) for b in budgets])
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     mid = budgets[len(budgets) // 2]

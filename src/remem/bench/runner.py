@@ -208,6 +208,8 @@ def run_retrieval(
                                 if budget == 1000 or ms == 0.0:
                                     ms = (time.perf_counter() - t0) * 1000
                                 metrics.update(score_budget(q, ctx.source_ids, ctx.tokens, budget))
+                                metrics[f"fact_tokens@{budget}tok"] = float(
+                                    sum(i.tokens for i in ctx.items if i.kind != "excerpt"))
                         elif name in FACT_SYSTEMS and facts_memory is not None:
                             opts, kinds = FACT_SYSTEMS[name]
                             hits = facts_memory.search(q.text, user_id=conv.user_id, limit=k_max, kinds=kinds,

@@ -108,7 +108,7 @@ def session_header(record: MemoryRecord) -> str:
 
 @dataclass
 class _Unit:
-    """One candidate line: a fact, or a turn (``block`` = its session, or its own id without a session)."""
+    """One candidate line: a fact, or a turn (grouped by :func:`_block_of` into session blocks)."""
 
     record: MemoryRecord
     value: float
@@ -138,11 +138,13 @@ class _Block:
         if not units[0].is_turn:
             return [fact_line(units[0].record)]
         lines = [session_header(units[0].record)]
+        first_day = day(time_of(units[0].record))
         for prev, unit in zip([None, *units[:-1]], units, strict=True):
             if prev is not None and prev.record.seq is not None and unit.record.seq is not None \
                     and unit.record.seq > prev.record.seq + 1:
                 lines.append(GAP)
-            lines.append(turn_line(unit.record))
+            line, when = turn_line(unit.record), day(time_of(unit.record))
+            lines.append(line if when == first_day else f"- [{when}] {line[2:]}")  # a session over several days
         return lines
 
     def item(self, header_tokens: int) -> ContextItem:
