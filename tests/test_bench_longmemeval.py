@@ -54,9 +54,11 @@ def test_cli_longmemeval(tmp_path: Path) -> None:
     path.write_text(json.dumps(lme_items()))
     out = tmp_path / "res"
     result = CliRunner().invoke(app, ["bench", "longmemeval", "--data", str(path), "--out", str(out),
-                                      "--conversations", "q1", "--embedder", "fake"])
+                                      "--conversations", "q1", "--embedder", "fake", "--ablations"])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "longmemeval.json").read_text())
     assert data["systems"]["remem-hybrid+expand"]["metrics"]["overall"]["session_any@10"] == 1.0
+    assert {"remem-context", "remem-context rank order (exponent 0)", "remem-context no neighbours"} <= set(
+        data["systems"])
     md = (out / "longmemeval.md").read_text()
     assert "session_any@10" in md and "| recall@500 | recall@1000 | recall@2000 | session_all@500 |" in md

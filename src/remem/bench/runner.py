@@ -42,6 +42,12 @@ REMEM_SYSTEMS: dict[str, SearchOptions] = {
 FILL_SYSTEMS = ("bm25-only", "dense-only", "remem-hybrid")
 #: remem context configurations measured at every budget: name -> options of Memory.context.
 CONTEXT_SYSTEMS: dict[str, ContextOptions] = {"remem-context": DEFAULT_CONTEXT_OPTIONS}
+#: ``--ablations``: the default context with one knob changed, measured in the same run.
+CONTEXT_ABLATIONS: dict[str, ContextOptions] = {
+    "remem-context rank order (exponent 0)": DEFAULT_CONTEXT_OPTIONS.with_(cost_exponent=0.0),
+    "remem-context value/token (exponent 1)": DEFAULT_CONTEXT_OPTIONS.with_(cost_exponent=1.0),
+    "remem-context no neighbours": DEFAULT_CONTEXT_OPTIONS.with_(neighbors=0),
+}
 #: How many ranked items a baseline offers to fill the largest budget.
 FILL_DEPTH = 200
 

@@ -24,6 +24,9 @@ ConvOpt = Annotated[
 ]
 LmOpt = Annotated[str | None, typer.Option("--lm", help="LM to answer and judge with (e.g. openai/gpt-4o-mini).")]
 EmbedderOpt = Annotated[str, typer.Option("--embedder", help="Embedder spec (default: the packaged local model).")]
+AblationsOpt = Annotated[bool, typer.Option(
+    "--ablations", help="Also measure remem-context with one packing knob changed (rank order, value per token, "
+    "no neighbours), in the same run.")]
 FactsOpt = Annotated[str | None, typer.Option(
     "--facts", help="'observations': also store LoCoMo's LLM-written observations as fact memories (their "
     "evidence turns as source ids), a stand-in for LLM extraction.")]
@@ -50,9 +53,9 @@ def _select(conversations: list[Any], which: str | None, limit: int | None) -> l
 
 
 def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | None, embedder: str,
-         facts: str | None = None) -> None:
+         facts: str | None = None, ablations: bool = False) -> None:
     from ..bench.report import markdown, write_report
-    from ..bench.runner import run_retrieval
+    from ..bench.runner import CONTEXT_ABLATIONS, CONTEXT_SYSTEMS, run_retrieval
 
     answer_system = "remem-hybrid+expand" if lm else None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -70,7 +73,8 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
 
             model = resolve_lm(lm)
         run = run_retrieval(dataset, conversations, embedder=embedder, progress=progress,
-                            answer_system=answer_system, facts_lm=model, facts_label=facts)
+                            answer_system=answer_system, facts_lm=model, facts_label=facts,
+                            contexts={**CONTEXT_SYSTEMS, **(CONTEXT_ABLATIONS if ablations else {})})
         if model is not None and answer_system:
             from ..bench.answer import AnswerScorer, answer_all
 
@@ -83,7 +87,8 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
 
 @bench_app.command("locomo")
 def locomo(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
-           lm: LmOpt = None, embedder: EmbedderOpt = "local", facts: FactsOpt = None) -> None:
+           lm: LmOpt = None, embedder: EmbedderOpt = "local", facts: FactsOpt = None,
+           ablations: AblationsOpt = False) -> None:
     """LoCoMo: evidence recall within 500/1,000/2,000 tokens and @k per category vs BM25-only and dense-only
     baselines (with --facts observations: LoCoMo's observations stored as facts; with --lm: answers)."""
     from ..bench.locomo import load_locomo
@@ -91,14 +96,15 @@ def locomo(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversati
     if facts not in (None, "observations"):
         raise ValidationError(f"--facts: unknown source {facts!r} (use observations)", option="--facts")
     convs = load_locomo(data, observations=facts == "observations")
-    _run("locomo", _select(convs, conversations, limit), out, lm, embedder, facts)
+    _run("locomo", _select(convs, conversations, limit), out, lm, embedder, facts, ablations)
 
 
 @bench_app.command("longmemeval")
 def longmemeval(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
-                lm: LmOpt = None, embedder: EmbedderOpt = "local") -> None:
+                lm: LmOpt = None, embedder: EmbedderOpt = "local", ablations: AblationsOpt = False) -> None:
     """LongMemEval: turn recall within 500/1,000/2,000 tokens, session recall_any/all@k and turn recall@k per
     question type vs baselines."""
     from ..bench.longmemeval import load_longmemeval
 
-    _run("longmemeval", _select(load_longmemeval(data), conversations, limit), out, lm, embedder)
+    _run("longmemeval", _select(load_longmemeval(data), conversations, limit), out, lm, embedder,
+         ablations=ablations)
