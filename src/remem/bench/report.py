@@ -92,13 +92,15 @@ def _budget_tables(systems: dict[str, Any], cats: list[str], budgets: list[int])
                     for o in first)]
     head = ([f"recall@{b}" for b in budgets] + [f"{m}@{b}" for m in extra for b in budgets]
             + [f"tokens@{b}" for b in budgets] + [f"turns@{b}" for b in budgets])
-    lines.append("| system | " + " | ".join(head) + " |")
-    lines.append("|---" * (len(head) + 1) + "|")
+    lines.append("| system | " + " | ".join(head) + " | context p50 ms | context p95 ms |")
+    lines.append("|---" * (len(head) + 3) + "|")
     for name, s in rows.items():
-        o = s["metrics"]["overall"]
+        o, lat = s["metrics"]["overall"], s["latency_ms"]
+        own = "recall@10" not in o  # a context system: its latency is the 1,000-token context() call
         cells = ([_f(o.get(f"recall@{b}tok")) for b in budgets]
                  + [_f(o.get(f"{m}@{b}tok"), 0 if m == "fact_tokens" else 3) for m in extra for b in budgets]
-                 + [_f(o.get(f"tokens@{b}tok"), 0) for b in budgets] + [_f(o.get(f"turns@{b}tok"), 1) for b in budgets])
+                 + [_f(o.get(f"tokens@{b}tok"), 0) for b in budgets] + [_f(o.get(f"turns@{b}tok"), 1) for b in budgets]
+                 + [_f(lat.get("p50") if own else None, 1), _f(lat.get("p95") if own else None, 1)])
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     mid = budgets[len(budgets) // 2]
     lines += ["", f"Per category within {mid} tokens:", ""]
