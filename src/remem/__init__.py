@@ -26,6 +26,8 @@ from .errors import (
 from .memory import AsyncMemory, Memory
 from .models import (
     AddResult,
+    Context,
+    ContextItem,
     EventType,
     ForgetResult,
     HistoryEvent,
@@ -46,6 +48,8 @@ __all__ = [
     "Agent",
     "AsyncMemory",
     "ConfigurationError",
+    "Context",
+    "ContextItem",
     "Embedder",
     "EmbeddingError",
     "EventType",
