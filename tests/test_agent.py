@@ -27,6 +27,7 @@ def test_agent_searches_memory_only_through_its_tools_and_reports_them(fake_memo
     lm = ScriptedLM({"ResponseGenerator": answer(("fetch_similar_memories", {"search_text": "marathon"}),
                                                  response="You ran the Lisbon marathon.", save=False)})
     agent = remem.Agent(fake_memory, lm=lm)
+    expected = agent.context("alice", "Which race did I run?")  # before the reply stores the turn itself
     reply = agent.reply("alice", "Which race did I run?")
     assert reply.response == "You ran the Lisbon marathon." and reply.save_memory is False
     [call] = reply.tool_calls
@@ -34,9 +35,15 @@ def test_agent_searches_memory_only_through_its_tools_and_reports_them(fake_memo
     assert call.texts[0] == "Alice ran a marathon in Lisbon"
     assert reply.events == [] and reply.job_id is None
     assert reply.usage.calls == 3 and reply.usage.prompt_tokens > 0
-    # core facts (preferences) are in the prompt without a tool call
+    # the prompt's memory block is Memory.context for the message: core facts (preferences) first, then the
+    # relevant memories, dated, without a tool call
     prompt = lm.requests[0]["user"]
-    assert "- Alice drinks green tea every morning" in prompt and "marathon" not in prompt.split("transcript")[0]
+    block = prompt.split("[[ ## core_memories ## ]]\n")[1].split("\n\n[[ ## transcript")[0]
+    assert block == expected.text and expected.text.startswith("## About the user\n- ")
+    assert "Alice drinks green tea every morning\n\n## Relevant memories\n- " in block
+    assert "Alice ran a marathon in Lisbon" in block and expected.tokens <= 1000
+    assert set(reply.context_ids) == {r.id for r in fake_memory.list(user_id="alice", kinds=["fact"]).items}
+    assert reply.context_tokens == expected.tokens
     assert [m.role for m in agent.transcript("alice")] == ["user", "assistant"]
 
 
@@ -60,7 +67,9 @@ def test_save_memory_runs_extraction_and_maintenance_on_the_turn(fake_memory: Me
     # the next reply sees the new fact as a core fact
     lm2 = ScriptedLM({"ResponseGenerator": answer(response="Tea.", save=False)})
     Agent(fake_memory, lm=lm2).reply("alice", "What do I drink?")
-    assert "- Alice prefers tea" in lm2.requests[0]["user"]
+    block = lm2.requests[0]["user"].split("[[ ## transcript")[0]
+    assert "## About the user\n- 2023-05-08 (Mon): Alice prefers tea\n" in block
+    assert "I prefer tea these days" not in block  # the turn the fact came from is not paid for twice
 
 
 def test_two_users_never_see_each_other_through_any_tool(fake_memory: Memory) -> None:
@@ -74,7 +83,9 @@ def test_two_users_never_see_each_other_through_any_tool(fake_memory: Memory) ->
     reply = agent.reply("bob", "What is the secret diary code?")
     assert [c.found for c in reply.tool_calls] == [[], [], []]
     assert observations(lm) == ["no memories found"] * 3
-    assert not any("Alice's secret" in r["user"] for r in lm.requests)
+    assert not any("Alice's secret" in r["user"] or "4711" in r["user"].split("[[ ## question")[0]
+                   for r in lm.requests)
+    assert reply.context_ids == [] and "(none yet)" in lm.requests[0]["user"]
     # the same tools for alice do find it
     lm_a = ScriptedLM({"ResponseGenerator": answer(("search_by_category", {"category": "personal_details",
                                                                           "search_text": "diary"}),
@@ -113,7 +124,8 @@ def test_transcript_is_bounded(fake_memory: Memory) -> None:
     for i in range(5):
         agent.reply("alice", f"message {i}")
     assert [m.content for m in agent.transcript("alice")] == ["message 3", "ok 3", "message 4", "ok 4"]
-    assert "message 0" not in lm.requests[-1]["user"]
+    transcript = lm.requests[-1]["user"].split("[[ ## transcript ## ]]")[1].split("[[ ## question")[0]
+    assert "message 0" not in transcript and "message 3" in transcript
 
 
 def test_failures_garbage_reply_and_a_failed_memory_step(fake_memory: Memory) -> None:

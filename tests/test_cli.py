@@ -104,6 +104,26 @@ def test_add_file_jsonl_makes_episodes_and_dedupes(capsys: pytest.CaptureFixture
     assert isinstance(again, dict) and {e["event"] for e in again["events"]} == {"NOOP"}
 
 
+def test_context_prints_the_prompt_block_within_the_budget(capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "msgs.jsonl", MESSAGES)
+    assert run(capsys, "add", "-u", "alice", "--file", str(path), "--session", "s1")[0] == 0
+    run(capsys, "add", "-u", "bob", "Bob moved to Lisbon too")
+    code, out, err = run(capsys, "context", "-u", "alice", "when did I move to Lisbon", "--max-tokens", "60")
+    assert code == 0, err
+    assert out.startswith("## Relevant memories\n**2024-03-02 (Sat) · session s1**\n- Alice: I moved to Lisbon")
+    assert "Bob" not in out
+    from remem.tokens import count_tokens
+
+    assert count_tokens(out.rstrip("\n")) <= 60 and "/60 cl100k_base tokens" in err
+    data = run_json(capsys, "context", "-u", "alice", "Maya", "-t", "500", "--since", "2024-06-01")
+    assert isinstance(data, dict) and data["max_tokens"] == 500
+    assert [r["source_ids"] for i in data["items"] for r in i["records"]] == [["m3"]]
+    assert_one_line_error(*run(capsys, "context", "-u", "alice", "x", "--max-tokens", "0"), 2, "max_tokens")
+    code, out, err = run(capsys, "context", "-u", "nobody", "anything")
+    assert code == 0 and out == "" and "no memories of nobody" in err
+
+
 def test_add_file_json_object_with_messages(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "conv.json"
     path.write_text(json.dumps({"messages": MESSAGES[:2]}), encoding="utf-8")

@@ -20,7 +20,7 @@ from remem import Memory
 from remem.server.mcp import build_mcp_server, fixed_user
 from test_server_support import running_server
 
-TOOLS = {"add_memory", "search_memories", "list_memories", "update_memory", "delete_memory"}
+TOOLS = {"add_memory", "search_memories", "get_context", "list_memories", "update_memory", "delete_memory"}
 
 
 def payload(result: Any) -> Any:
@@ -52,6 +52,10 @@ async def test_tools_in_process_act_only_for_the_configured_user(fake_memory: Me
         assert hits[0]["id"] == mid and hits[0]["categories"] == ["food"]
         others = payload(await client.call_tool("search_memories", {"query": "Bob PIN 9999"}))
         assert [h["id"] for h in others] == [mid]  # alice's one memory, never bob's
+        ctx = payload(await client.call_tool("get_context", {"query": "Bob PIN 9999 vegetarian", "max_tokens": 60}))
+        assert ctx["text"].startswith("## Relevant memories\n- ") and "Alice is vegetarian" in ctx["text"]
+        assert "9999" not in ctx["text"] and 0 < ctx["tokens"] <= 60 and ctx["items"][0]["memory_ids"] == [mid]
+        assert "max_tokens" in error_text(await client.call_tool("get_context", {"query": "x", "max_tokens": 0}))
         # Even an extra argument naming another user is not a way in.
         sneaky = await client.call_tool("list_memories", {"user_id": "bob"})
         assert sneaky.is_error or all("9999" not in i["text"] for i in payload(sneaky)["items"])

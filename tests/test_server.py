@@ -48,6 +48,11 @@ def test_memory_lifecycle_through_every_route(srv: Running) -> None:
         assert c.get("/v1/users/life/memories", params={"category": "work"}).json()["total"] == 0
         hits = c.post("/v1/users/life/search", json={"query": "Rex dog", "limit": 5}).json()["hits"]
         assert hits[0]["record"]["text"] == "My dog is called Rex"
+        ctx = c.post("/v1/users/life/context", json={"query": "Rex dog", "max_tokens": 40}).json()
+        assert ctx["user_id"] == "life" and 0 < ctx["tokens"] <= 40 and ctx["tokenizer"] == "cl100k_base"
+        assert ctx["text"].startswith("## Relevant memories\n**") and "\n- user: My dog is called Rex" in ctx["text"]
+        assert {r["user_id"] for i in ctx["items"] for r in i["records"]} == {"life"}
+        assert c.post("/v1/users/life/context", json={"query": "Rex", "kinds": ["fact"]}).json()["items"] == []
         rec = c.patch(f"/v1/users/life/memories/{ids[0]}", json={"text": "I live in Porto", "reason": "moved"}).json()
         assert rec["id"] == ids[0] and rec["version"] == 2 and rec["text"] == "I live in Porto"
         assert c.get(f"/v1/users/life/memories/{ids[0]}").json()["text"] == "I live in Porto"
@@ -85,6 +90,7 @@ def test_tenant_b_cannot_reach_tenant_a_through_any_route(srv: Running) -> None:
         # B names the same user id: that is B's own (empty) user, never A's.
         assert b.get("/v1/users/alice/memories", params={"state": "all"}).json()["total"] == 0
         assert b.post("/v1/users/alice/search", json={"query": "secret 1234"}).json()["hits"] == []
+        assert b.post("/v1/users/alice/context", json={"query": "secret 1234"}).json()["text"] == ""
         for method, path, body in [("GET", base, None), ("GET", base + "?include_deleted=true", None),
                                    ("PATCH", base, {"text": "hacked"}), ("DELETE", base, None),
                                    ("POST", base + "/restore", None), ("GET", base + "/history", None)]:
@@ -108,7 +114,8 @@ def test_tenant_b_cannot_reach_tenant_a_through_any_route(srv: Running) -> None:
 
 
 ROUTES = [("GET", "/v1/whoami"), ("GET", "/v1/users"), ("POST", "/v1/users/u/memories"),
-          ("GET", "/v1/users/u/memories"), ("POST", "/v1/users/u/search"), ("GET", "/v1/users/u/memories/x"),
+          ("GET", "/v1/users/u/memories"), ("POST", "/v1/users/u/search"), ("POST", "/v1/users/u/context"),
+          ("GET", "/v1/users/u/memories/x"),
           ("PATCH", "/v1/users/u/memories/x"), ("DELETE", "/v1/users/u/memories/x"),
           ("POST", "/v1/users/u/memories/x/restore"), ("GET", "/v1/users/u/memories/x/history"),
           ("DELETE", "/v1/users/u"), ("GET", "/v1/users/u/export"), ("POST", "/v1/users/u/chat"),
@@ -160,6 +167,10 @@ def test_bad_bodies_are_4xx_json_and_write_nothing(srv: Running) -> None:
             (c.post(url, json=[1, 2]), 422),
             (c.post("/v1/users/bad/search", json={"query": "x", "limit": "many"}), 422),
             (c.post("/v1/users/bad/search", json={"query": "x", "limit": 0}), 422),
+            (c.post("/v1/users/bad/context", json={"query": "x", "max_tokens": 0}), 422),
+            (c.post("/v1/users/bad/context", json={"query": "x", "max_tokens": "lots"}), 422),
+            (c.post("/v1/users/bad/context", json={"query": "  "}), 422),
+            (c.post("/v1/users/bad/context", json={"query": "x", "kinds": ["thought"]}), 422),
             (c.post("/v1/users/bad/search", json={"query": "x", "since": "2025-02-01T00:00:00Z",
                                                   "until": "2025-01-01T00:00:00Z"}), 422),
             (c.get("/v1/users/bad/memories", params={"limit": -1}), 422),
@@ -254,7 +265,8 @@ def test_openapi_matches_the_checked_in_snapshot(srv: Running) -> None:
     assert SNAPSHOT.exists(), "no tests/openapi.json: run with UPDATE_OPENAPI=1 once"
     assert live == json.loads(SNAPSHOT.read_text()), "API changed: review, then UPDATE_OPENAPI=1"
     paths = live["paths"]
-    assert {"/v1/users/{user_id}/memories", "/v1/users/{user_id}/search", "/v1/users/{user_id}/export",
+    assert {"/v1/users/{user_id}/memories", "/v1/users/{user_id}/search", "/v1/users/{user_id}/context",
+            "/v1/users/{user_id}/export",
             "/v1/users/{user_id}/memories/{memory_id}/history", "/v1/admin/keys", "/v1/health",
             "/v1/ready"} <= set(paths)
     assert {"APIKeyHeader", "HTTPBearer"} <= set(live["components"]["securitySchemes"])

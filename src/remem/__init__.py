@@ -27,6 +27,8 @@ from .errors import (
 from .memory import AsyncMemory, Memory
 from .models import (
     AddResult,
+    Context,
+    ContextItem,
     EventType,
     ForgetResult,
     HistoryEvent,
@@ -48,6 +50,8 @@ __all__ = [
     "AsyncMemory",
     "BudgetExceededError",
     "ConfigurationError",
+    "Context",
+    "ContextItem",
     "Embedder",
     "EmbeddingError",
     "EventType",

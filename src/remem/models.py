@@ -307,3 +307,46 @@ class Stats(_Model):
     data_dir: str | None = None
     lm_usage: LLMUsage = Field(default_factory=LLMUsage, description="LM calls, tokens and seconds spent by the "
                                "LLM pipeline and the chat agent, summed over every user (erased with the user)")
+
+
+class ContextItem(_Model):
+    """One block of a :class:`Context`: a core fact, a retrieved fact, or an excerpt of one session's turns.
+
+    ``text`` is the block's Markdown as it appears in :attr:`Context.text`; ``tokens`` its estimated share of the
+    budget (cl100k tokens of its lines, headers included). ``records`` are the memories shown, in order;
+    ``source_ids`` the ids of the turns they come from. ``observed_at`` is the time of the first record
+    (``observed_at``, else ``created_at``). ``score`` is the retrieval value the packer gave the block (0 for core
+    facts, which are chosen by recency, not by the query).
+    """
+
+    kind: Literal["core", "fact", "excerpt"]
+    text: str
+    tokens: int
+    score: float = 0.0
+    observed_at: datetime
+    session_id: str | None = None
+    memory_ids: list[str] = Field(default_factory=list)
+    source_ids: list[str] = Field(default_factory=list)
+    records: list[MemoryRecord] = Field(default_factory=list)
+
+
+class Context(_Model):
+    """What :meth:`remem.Memory.context` returns: the best memory for ``query`` that fits ``max_tokens``.
+
+    ``text`` is the prompt-ready Markdown block (empty when nothing fits or nothing is stored); ``tokens`` is its
+    exact length in ``tokenizer`` tokens and never exceeds ``max_tokens``. ``items`` are its blocks in the order
+    shown (core facts first, then the retrieved memories oldest first).
+    """
+
+    query: str
+    user_id: str
+    max_tokens: int
+    tokens: int
+    tokenizer: str
+    text: str
+    items: list[ContextItem] = Field(default_factory=list)
+
+    @property
+    def source_ids(self) -> list[str]:
+        """Every source id the context covers, without repeats, in the order shown."""
+        return list(dict.fromkeys(s for item in self.items for s in item.source_ids))

@@ -1,5 +1,7 @@
 """Baselines measured in the same run as remem: BM25-only (``bm25s``) and dense-only (brute-force cosine with
-the same embedder) over the raw turns of one conversation, each turn one item."""
+the same embedder) over the records remem stores for one history (its raw turns, plus its facts when the run
+loads them), each record one item. At a token budget they fill the context with their top items in rank order
+(:func:`remem.retrieval.context.pack_ranked`, the renderer remem uses)."""
 
 from __future__ import annotations
 
@@ -9,46 +11,48 @@ from typing import Any
 import numpy as np
 
 from ..embedders import Embedder, embed_queries
-from .dataset import Turn
+from ..models import MemoryRecord
 
 
 class BM25Baseline:
-    """Okapi BM25 (bm25s defaults, English stopwords) over the turn texts."""
+    """Okapi BM25 (bm25s defaults, English stopwords) over the record texts."""
 
     name = "bm25-only"
 
-    def __init__(self, turns: Sequence[Turn]) -> None:
+    def __init__(self, records: Sequence[MemoryRecord]) -> None:
         import bm25s
 
         self._bm25s = bm25s
-        self.ids = [t.id for t in turns]
+        self.records = list(records)
         self.index: Any = bm25s.BM25()
-        self.index.index(self._tokenize([t.memory_text() for t in turns]), show_progress=False)
+        self.index.index(self._tokenize([r.text for r in self.records]), show_progress=False)
 
     def _tokenize(self, texts: list[str]) -> Any:
         return self._bm25s.tokenize(texts, stopwords="en", show_progress=False)
 
-    def retrieve(self, query: str, k: int) -> list[list[str]]:
-        k = min(k, len(self.ids))
+    def retrieve(self, query: str, k: int) -> list[MemoryRecord]:
+        """The top ``k`` records with a positive score, best first."""
+        k = min(k, len(self.records))
         if k == 0:
             return []
         docs, scores = self.index.retrieve(self._tokenize([query]), k=k, show_progress=False)
-        return [[self.ids[int(d)]] for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+        return [self.records[int(d)] for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
 
 class DenseBaseline:
-    """Exact cosine nearest neighbours over the turn embeddings (no ANN, no filters, no fusion)."""
+    """Exact cosine nearest neighbours over the record embeddings (no ANN, no filters, no fusion)."""
 
     name = "dense-only"
 
-    def __init__(self, turns: Sequence[Turn], embedder: Embedder) -> None:
+    def __init__(self, records: Sequence[MemoryRecord], embedder: Embedder) -> None:
         self.embedder = embedder
-        self.ids = [t.id for t in turns]
-        self.matrix = embedder.embed([t.memory_text() for t in turns]) if turns else np.zeros((0, 1))
+        self.records = list(records)
+        self.matrix = embedder.embed([r.text for r in self.records]) if self.records else np.zeros((0, 1))
 
-    def retrieve(self, query: str, k: int) -> list[list[str]]:
-        if not self.ids:
+    def retrieve(self, query: str, k: int) -> list[MemoryRecord]:
+        """The top ``k`` records by cosine similarity, best first."""
+        if not self.records:
             return []
         sims = self.matrix @ embed_queries(self.embedder, [query])[0]
         top = np.argsort(-sims, kind="stable")[:k]
-        return [[self.ids[int(i)]] for i in top]
+        return [self.records[int(i)] for i in top]

@@ -46,6 +46,21 @@ class Turn:
 
 
 @dataclass
+class Fact:
+    """A distilled statement with the ids of the turns it comes from (LoCoMo ``observation``: LLM-written
+    observations about a speaker, a stand-in for what remem's LLM extraction adds)."""
+
+    text: str
+    source_ids: list[str]
+    observed_at: datetime | None = None
+    about: str | None = None
+
+    def record(self, user_id: str) -> MemoryRecord:
+        return MemoryRecord(user_id=user_id, text=self.text, kind="fact", observed_at=self.observed_at,
+                            source_ids=list(self.source_ids), metadata={"about": self.about} if self.about else {})
+
+
+@dataclass
 class Question:
     """A question with its gold evidence turn ids; ``category`` is a readable name (``multi-hop`` …)."""
 
@@ -66,6 +81,11 @@ class Conversation:
     id: str
     turns: list[Turn]
     questions: list[Question]
+    facts: list[Fact] = field(default_factory=list)
+
+    def records(self) -> list[MemoryRecord]:
+        """What the benchmark stores for this history: one episode per turn, then its facts (if loaded)."""
+        return [t.record(self.user_id) for t in self.turns] + [f.record(self.user_id) for f in self.facts]
 
     @property
     def user_id(self) -> str:

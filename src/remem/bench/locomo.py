@@ -4,6 +4,10 @@ Traps handled here (see ``../shared/README.md``): category ids are 1 multi-hop, 
 4 single-hop, 5 adversarial; evidence ids can be malformed (``"D8:6; D9:17"``, ``"D:11:26"``, ``"D30:05"``);
 some sessions have a date but no turns; image turns keep their ``blip_caption``; each session's date is the
 time its turns were said.
+
+``observations=True`` also loads each session's ``observation`` (per speaker, ``[fact, evidence]`` pairs written
+by an LLM, evidence a string or a list of dia_ids, normalised like question evidence) as :class:`Fact` s dated
+with their session: a stand-in for what LLM extraction adds, for measuring facts beside turns without an LM.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
-from .dataset import Conversation, Question, Turn
+from .dataset import Conversation, Fact, Question, Turn
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 _EVIDENCE = re.compile(r"D:?(\d+):0*(\d+)")
@@ -60,8 +64,30 @@ def _turns(sample_id: str, conv: dict[str, Any]) -> list[Turn]:
     return turns
 
 
-def load_locomo(path: str | Path) -> list[Conversation]:
-    """Every sample of a LoCoMo JSON file as a :class:`Conversation` (category 5 kept, for abstention)."""
+def _observations(sample_id: str, conv: dict[str, Any], observed: Any) -> list[Fact]:
+    """The ``observation`` facts of a sample; those without a usable evidence id are left out."""
+    if not isinstance(observed, dict):
+        raise ValidationError(f"LoCoMo {sample_id} has no observation object", sample=sample_id)
+    facts: list[Fact] = []
+    for key in sorted(observed, key=lambda k: int(m.group(1)) if (m := re.search(r"(\d+)", k)) else 0):
+        m = re.fullmatch(r"session_(\d+)_observation", key)
+        if m is None or not isinstance(observed[key], dict):
+            continue
+        when = parse_session_date(str(conv.get(f"session_{m.group(1)}_date_time", "")))
+        for speaker, pairs in observed[key].items():
+            for pair in pairs or []:
+                if not isinstance(pair, list) or len(pair) != 2 or not str(pair[0]).strip():
+                    raise ValidationError(f"LoCoMo {sample_id} {key}: malformed observation {str(pair)[:200]}")
+                raw = pair[1] if isinstance(pair[1], list) else [pair[1]]
+                ids = normalize_evidence(raw)
+                if ids:
+                    facts.append(Fact(text=str(pair[0]).strip(), source_ids=ids, observed_at=when, about=speaker))
+    return facts
+
+
+def load_locomo(path: str | Path, *, observations: bool = False) -> list[Conversation]:
+    """Every sample of a LoCoMo JSON file as a :class:`Conversation` (category 5 kept, for abstention); with
+    ``observations`` each conversation's observation facts too."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -82,5 +108,7 @@ def load_locomo(path: str | Path) -> list[Conversation]:
                 answer=None if qa.get("answer") is None else str(qa["answer"]),
                 adversarial_answer=None if qa.get("adversarial_answer") is None else str(qa["adversarial_answer"]),
             ))
-        out.append(Conversation(id=sid, turns=_turns(sid, sample["conversation"]), questions=questions))
+        facts = _observations(sid, sample["conversation"], sample.get("observation")) if observations else []
+        out.append(Conversation(id=sid, turns=_turns(sid, sample["conversation"]), questions=questions,
+                                facts=facts))
     return out

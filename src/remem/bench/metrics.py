@@ -7,26 +7,30 @@ attached). For a question with evidence turns E, after the top-k items cover tur
 - turns@k = |C_k| and tokens@k = tokens of those turns (so that a system returning bigger items cannot buy
   recall unseen);
 - session recall_any@k / recall_all@k (LongMemEval): any / all answer sessions among the sessions of C_k.
+
+**At a token budget** B (:data:`BUDGETS`), the same metrics are computed over the turns covered by a context of at
+most B tokens (``recall@1000tok`` …; ``tokens@1000tok`` is the context's exact length): what a system can put
+in a prompt of that size, so systems that return bigger items cannot buy recall unseen. Tokens are cl100k
+tokens (:mod:`remem.tokens`) everywhere.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..tokens import count_tokens
 from .dataset import Question, session_of
 
 KS = (1, 5, 10, 20)
-_TOKEN = re.compile(r"\w+|[^\w\s]")
+#: Context budgets (cl100k tokens) at which recall is reported.
+BUDGETS = (500, 1000, 2000)
 
-
-def count_tokens(text: str) -> int:
-    """Word and punctuation tokens (a tokenizer-free proxy for LLM tokens; ~0.75x of BPE counts)."""
-    return len(_TOKEN.findall(text))
+__all__ = ["BUDGETS", "KS", "QuestionResult", "aggregate", "count_tokens", "coverage", "latency_summary",
+           "score_budget", "score_question"]
 
 
 @dataclass
@@ -46,24 +50,39 @@ def score_question(
     ks: Iterable[int] = KS,
 ) -> dict[str, float]:
     """Metrics at every k for one question; ``ranked`` lists each item's covered turn ids, best first."""
-    evidence = set(question.evidence)
-    answer_sessions = set(question.answer_sessions)
     out: dict[str, float] = {}
     for k in ks:
         covered: dict[str, None] = {}
         for item in ranked[:k]:
             covered.update(dict.fromkeys(item))
-        found = evidence & covered.keys()
-        if evidence:
-            out[f"recall@{k}"] = len(found) / len(evidence)
-            out[f"hit@{k}"] = float(bool(found))
-            out[f"all@{k}"] = float(found == evidence)
-        out[f"turns@{k}"] = float(len(covered))
+        out.update(coverage(question, covered.keys(), f"@{k}"))
         out[f"tokens@{k}"] = float(sum(turn_tokens.get(t, 0) for t in covered))
-        if answer_sessions:
-            sessions = {session_of(t) for t in covered}
-            out[f"session_any@{k}"] = float(bool(answer_sessions & sessions))
-            out[f"session_all@{k}"] = float(answer_sessions <= sessions)
+    return out
+
+
+def coverage(question: Question, covered: Iterable[str], suffix: str) -> dict[str, float]:
+    """recall/hit/all, turns and session recall of one set of covered turn ids, keys ending in ``suffix``."""
+    covered = set(covered)
+    evidence = set(question.evidence)
+    answer_sessions = set(question.answer_sessions)
+    found = evidence & covered
+    out: dict[str, float] = {}
+    if evidence:
+        out[f"recall{suffix}"] = len(found) / len(evidence)
+        out[f"hit{suffix}"] = float(bool(found))
+        out[f"all{suffix}"] = float(found == evidence)
+    out[f"turns{suffix}"] = float(len(covered))
+    if answer_sessions:
+        sessions = {session_of(t) for t in covered}
+        out[f"session_any{suffix}"] = float(bool(answer_sessions & sessions))
+        out[f"session_all{suffix}"] = float(answer_sessions <= sessions)
+    return out
+
+
+def score_budget(question: Question, covered: Iterable[str], tokens: int, budget: int) -> dict[str, float]:
+    """Metrics of a context of ``tokens`` tokens (at most ``budget``) that covers the turn ids ``covered``."""
+    out = coverage(question, covered, f"@{budget}tok")
+    out[f"tokens@{budget}tok"] = float(tokens)
     return out
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .metrics import KS
+from .metrics import BUDGETS, KS
 from .runner import BenchRun
 
 
@@ -37,13 +37,19 @@ def markdown(run: BenchRun) -> str:
     cats = sorted({c for s in systems.values() for c in s["metrics"]} - {"overall"}) + ["overall"]
     lines = [f"# remem bench {run.dataset}", ""]
     lines.append(f"{run.config['conversations']} histories, {run.config['questions']} scored questions, "
-                 f"embedder `{run.config['embedder']}`.")
+                 f"embedder `{run.config['embedder']}`, tokens: `{run.config.get('tokenizer', 'cl100k_base')}`.")
+    if run.config.get("facts"):
+        lines.append(f"Store: the raw turns plus {run.config.get('fact_records', 0)} `{run.config['facts']}` as "
+                     "`fact` memories (LLM-written by the dataset authors: a stand-in for what LLM extraction adds).")
+    lines += _budget_tables(systems, cats, run.config.get("budgets") or list(BUDGETS))
     lines += ["", "## Evidence recall@10 per category (turns covered by the top-10)", ""]
     lines.append("| system | " + " | ".join(f"{c} (n={int(next(iter(systems.values()))['metrics'][c]['n'])})"
                                           for c in cats) + " | turns@10 | tokens@10 |")
     lines.append("|---" * (len(cats) + 3) + "|")
     for name, s in systems.items():
         m = s["metrics"]
+        if "recall@10" not in m["overall"]:
+            continue
         lines.append(f"| {name} | " + " | ".join(_f(m[c].get("recall@10")) for c in cats)
                      + f" | {_f(m['overall'].get('turns@10'), 1)} | {_f(m['overall'].get('tokens@10'), 0)} |")
     lines += ["", "## Overall, every k", ""]
@@ -55,6 +61,8 @@ def markdown(run: BenchRun) -> str:
     lines.append("|---" * (len(header) + 4) + "|")
     for name, s in systems.items():
         o, lat = s["metrics"]["overall"], s["latency_ms"]
+        if "recall@10" not in o:
+            continue
         lines.append(f"| {name} | " + " | ".join(_f(o.get(h)) for h in header)
                      + f" | {_f(lat.get('p50'), 2)} | {_f(lat.get('p95'), 2)} | {_f(lat.get('p99'), 2)} |")
     ing, res = run.ingest, run.resources
@@ -85,6 +93,38 @@ def markdown(run: BenchRun) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _budget_tables(systems: dict[str, Any], cats: list[str], budgets: list[int]) -> list[str]:
+    """Recall within each token budget (overall, with the tokens used), then per category at the middle one."""
+    rows = {n: s for n, s in systems.items() if f"recall@{budgets[0]}tok" in s["metrics"]["overall"]}
+    if not rows:
+        return []
+    lines = ["", "## Evidence recall within a token budget (context of at most B cl100k tokens)", ""]
+    first = [s["metrics"]["overall"] for s in rows.values()]
+    extra = [m for m in ("session_all", "fact_tokens")  # LongMemEval sessions; tokens spent on facts, if any
+             if any(o.get(f"{m}@{budgets[0]}tok", 0.0) > 0 or (m == "session_all" and f"{m}@{budgets[0]}tok" in o)
+                    for o in first)]
+    head = ([f"recall@{b}" for b in budgets] + [f"{m}@{b}" for m in extra for b in budgets]
+            + [f"tokens@{b}" for b in budgets] + [f"turns@{b}" for b in budgets])
+    lines.append("| system | " + " | ".join(head) + " | context p50 ms | context p95 ms |")
+    lines.append("|---" * (len(head) + 3) + "|")
+    for name, s in rows.items():
+        o, lat = s["metrics"]["overall"], s["latency_ms"]
+        own = "recall@10" not in o  # a context system: its latency is the 1,000-token context() call
+        cells = ([_f(o.get(f"recall@{b}tok")) for b in budgets]
+                 + [_f(o.get(f"{m}@{b}tok"), 0 if m == "fact_tokens" else 3) for m in extra for b in budgets]
+                 + [_f(o.get(f"tokens@{b}tok"), 0) for b in budgets] + [_f(o.get(f"turns@{b}tok"), 1) for b in budgets]
+                 + [_f(lat.get("p50") if own else None, 1), _f(lat.get("p95") if own else None, 1)])
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    mid = budgets[len(budgets) // 2]
+    lines += ["", f"Per category within {mid} tokens:", ""]
+    lines.append("| system | " + " | ".join(cats) + " |")
+    lines.append("|---" * (len(cats) + 1) + "|")
+    for name, s in rows.items():
+        m = s["metrics"]
+        lines.append(f"| {name} | " + " | ".join(_f(m.get(c, {}).get(f"recall@{mid}tok")) for c in cats) + " |")
+    return lines
+
+
 def plot(run: BenchRun, path: Path) -> None:
     import matplotlib
 
@@ -97,6 +137,8 @@ def plot(run: BenchRun, path: Path) -> None:
     for ax, cat in zip(axes, cats, strict=False):
         for name, s in systems.items():
             row = s["metrics"].get(cat, {})
+            if "recall@1" not in s["metrics"]["overall"]:
+                continue
             ax.plot(KS, [row.get(f"recall@{k}", 0.0) for k in KS], marker="o", label=name)
         ax.set_title(cat, fontsize=9)
         ax.set_xlabel("k")

@@ -1,12 +1,15 @@
 """Running a retrieval benchmark: ingest each conversation as its own user, ask every question of every system.
 
-Systems in one run, on the same data and the same embedder: ``bm25-only`` and ``dense-only`` over raw turns
-(baselines), and remem configurations over raw episodes (see :data:`REMEM_SYSTEMS`) on the embedded ``edge``
-store; with an LM, the LLM pipeline's store (:data:`FACT_SYSTEMS`), and with ``graph`` also that store searched
-with graph facts fused in (:data:`GRAPH_SYSTEMS`): graph off and on in one run. ``stores`` adds the same remem
-configurations on other stores (a store spec each, e.g. ``markdown``), named ``<system>@<spec>``, each ingested
-into its own data directory: quality and latency against edge in the same run. The data directory is a fresh
-temporary ``REMEM_HOME`` per run, removed afterwards.
+Systems in one run, on the same data and the same embedder: ``bm25-only`` and ``dense-only`` over the stored
+records (baselines), remem search configurations (:data:`REMEM_SYSTEMS`, scored at k) and ``remem-context``
+(:meth:`remem.Memory.context`, scored at each token budget of :data:`~remem.bench.metrics.BUDGETS`). The
+baselines and ``remem-hybrid`` are scored at the budgets too, filling the context with their top items in rank
+order. The stored records are the raw turns (one episode each) plus, when the loader attached them
+(``--facts observations``), the history's facts. With an LM, the LLM pipeline's store (:data:`FACT_SYSTEMS`),
+and with ``graph`` also that store searched with graph facts fused in (:data:`GRAPH_SYSTEMS`): graph off and on
+in one run. ``stores`` adds the same remem configurations on other stores (a store spec each, e.g. ``markdown``),
+named ``<system>@<spec>``, each ingested into its own data directory: quality and latency against edge in the
+same run. The data directory is a fresh temporary ``REMEM_HOME`` per run, removed afterwards.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ import numpy as np
 from ..embedders import Embedder, embed_queries, get_embedder
 from ..embedders.base import Vectors
 from ..memory.core import Memory
-from ..models import LLMUsage, MemoryKind
+from ..models import LLMUsage, MemoryKind, MemoryRecord
+from ..retrieval.context import DEFAULT_CONTEXT_OPTIONS, ContextOptions, budget_limit, pack_ranked
 from ..retrieval.search import SearchOptions
+from ..tokens import count_many
 from .baselines import BM25Baseline, DenseBaseline
 from .dataset import Conversation, Question
-from .metrics import KS, QuestionResult, aggregate, count_tokens, latency_summary, score_question
+from .metrics import BUDGETS, KS, QuestionResult, aggregate, latency_summary, score_budget, score_question
 
 #: remem configurations measured in every run: name -> search options (raw episodes).
 REMEM_SYSTEMS: dict[str, SearchOptions] = {
@@ -36,6 +41,19 @@ REMEM_SYSTEMS: dict[str, SearchOptions] = {
     "remem-hybrid": SearchOptions(expand_neighbors=0),
     "remem-hybrid+expand": SearchOptions(),  # the defaults of Memory.search
 }
+
+#: Systems scored at a budget by filling it with their ranked items in order (no neighbours).
+FILL_SYSTEMS = ("bm25-only", "dense-only", "remem-hybrid")
+#: remem context configurations measured at every budget: name -> options of Memory.context.
+CONTEXT_SYSTEMS: dict[str, ContextOptions] = {"remem-context": DEFAULT_CONTEXT_OPTIONS}
+#: ``--ablations``: the default context with one knob changed, measured in the same run.
+CONTEXT_ABLATIONS: dict[str, ContextOptions] = {
+    "remem-context rank order (exponent 0)": DEFAULT_CONTEXT_OPTIONS.with_(cost_exponent=0.0),
+    "remem-context value/token (exponent 1)": DEFAULT_CONTEXT_OPTIONS.with_(cost_exponent=1.0),
+    "remem-context no neighbours": DEFAULT_CONTEXT_OPTIONS.with_(neighbors=0),
+}
+#: How many ranked items a baseline offers to fill the largest budget.
+FILL_DEPTH = 200
 
 #: With an LM (``facts_lm``): the LLM pipeline ingests each session (episodes + extracted facts).
 FACT_SYSTEMS: dict[str, tuple[SearchOptions, list[MemoryKind] | None]] = {
@@ -153,16 +171,21 @@ def run_retrieval(
     home: Path | None = None,
     answer_system: str | None = None,
     facts_lm: Any = None,
+    contexts: dict[str, ContextOptions] | None = None,
+    budgets: Sequence[int] = BUDGETS,
+    facts_label: str | None = None,
     graph: bool = False,
     stores: Sequence[str] = (),
 ) -> BenchRun:
     """Ingest, then retrieve for every scored question with every system; returns per-question results."""
     systems = REMEM_SYSTEMS if systems is None else systems
+    contexts = CONTEXT_SYSTEMS if contexts is None else contexts
     others = [spec for spec in dict.fromkeys(stores) if spec != "edge"]
     inner = get_embedder(embedder) if isinstance(embedder, str) else embedder
     cached = CachingEmbedder(inner)
     runs: dict[str, SystemRun] = {}
     names = (["bm25-only", "dense-only"] if baselines else []) + list(systems)
+    names += list(contexts)
     names += list(FACT_SYSTEMS) if facts_lm is not None else []
     names += list(GRAPH_SYSTEMS) if facts_lm is not None and graph else []
     lm_systems = {**FACT_SYSTEMS, **GRAPH_SYSTEMS}
@@ -171,6 +194,7 @@ def run_retrieval(
     for name in names:
         runs[name] = SystemRun(name)
     n_turns = sum(len(c.turns) for c in conversations)
+    n_facts = sum(len(c.facts) for c in conversations)
     n_questions = sum(1 for c in conversations for q in c.questions if scored(q))
     n_asked = sum(1 for c in conversations for q in c.questions if scored(q) or answer_system is not None)
     with tempfile.TemporaryDirectory(prefix="remem-bench-", dir=home) as tmp:
@@ -180,11 +204,11 @@ def run_retrieval(
             started = time.perf_counter()
             done = 0
             for conv in conversations:
-                records = [t.record(conv.user_id) for t in conv.turns]
+                records = conv.records()
                 memory.add_records(records, dedupe=False, actor="bench")
                 done += len(records)
                 if progress:
-                    progress("ingest", done, n_turns)
+                    progress("ingest", done, n_turns + n_facts)
             ingest_s = time.perf_counter() - started
             embed_s = cached.seconds
             extra_ingest: dict[str, float] = {}
@@ -192,7 +216,7 @@ def run_retrieval(
                 extra[spec] = Memory(Path(tmp) / f"store-{i}", embedder=cached, store=spec)
                 t0 = time.perf_counter()
                 for conv in conversations:
-                    extra[spec].add_records([t.record(conv.user_id) for t in conv.turns], dedupe=False, actor="bench")
+                    extra[spec].add_records(conv.records(), dedupe=False, actor="bench")
                 extra_ingest[spec] = time.perf_counter() - t0
                 if progress:
                     progress(f"ingest ({spec})", n_turns, n_turns)
@@ -202,39 +226,69 @@ def run_retrieval(
             store_bytes = _dir_size(Path(tmp)) - sum(extra_bytes.values())
             asked = 0
             for conv in conversations:
-                tokens = {t.id: count_tokens(t.memory_text()) for t in conv.turns}
+                stored = conv.records()
+                tokens = dict(zip([t.id for t in conv.turns], count_many([t.memory_text() for t in conv.turns]),
+                                  strict=True))
                 questions = [q for q in conv.questions if scored(q) or answer_system is not None]
                 retrievers: dict[str, Any] = {}
                 if baselines:
-                    retrievers["bm25-only"] = BM25Baseline(conv.turns)
-                    retrievers["dense-only"] = DenseBaseline(conv.turns, cached)
+                    retrievers["bm25-only"] = BM25Baseline(stored)
+                    retrievers["dense-only"] = DenseBaseline(stored, cached)
                 for q in questions:
                     for name in names if scored(q) else [answer_system or names[-1]]:
+                        metrics: dict[str, float] = {}
+                        fill: list[MemoryRecord] | None = None
                         t0 = time.perf_counter()
                         if name in retrievers:
-                            ranked = retrievers[name].retrieve(q.text, k_max)
+                            found = retrievers[name].retrieve(q.text, max(k_max, FILL_DEPTH))
+                            ms = (time.perf_counter() - t0) * 1000
+                            ranked = [r.source_ids for r in found[:k_max]]
+                            fill = found
+                        elif name in contexts:
+                            ranked = []
+                            ms = 0.0
+                            for budget in budgets:
+                                t0 = time.perf_counter()
+                                ctx = memory.context(q.text, user_id=conv.user_id, max_tokens=budget,
+                                                     reference_time=q.reference_time, options=contexts[name])
+                                if budget == 1000 or ms == 0.0:
+                                    ms = (time.perf_counter() - t0) * 1000
+                                metrics.update(score_budget(q, ctx.source_ids, ctx.tokens, budget))
+                                metrics[f"fact_tokens@{budget}tok"] = float(
+                                    sum(i.tokens for i in ctx.items if i.kind != "excerpt"))
                         elif name in lm_systems and facts_memory is not None:
                             opts, kinds = lm_systems[name]
                             hits = facts_memory.search(q.text, user_id=conv.user_id, limit=k_max, kinds=kinds,
                                                        options=opts.with_(reference_time=q.reference_time),
                                                        graph=name in GRAPH_SYSTEMS)
+                            ms = (time.perf_counter() - t0) * 1000
                             ranked = [h.source_ids for h in hits]
                         elif name in on_store:
                             system, spec = on_store[name]
                             opts = systems[system].with_(reference_time=q.reference_time)
                             hits = extra[spec].search(q.text, user_id=conv.user_id, limit=k_max, options=opts)
+                            ms = (time.perf_counter() - t0) * 1000
                             ranked = [h.source_ids for h in hits]
                         else:
                             opts = systems[name].with_(reference_time=q.reference_time)
                             hits = memory.search(q.text, user_id=conv.user_id, limit=k_max, options=opts)
+                            ms = (time.perf_counter() - t0) * 1000
                             ranked = [h.source_ids for h in hits]
-                        ms = (time.perf_counter() - t0) * 1000
+                            if name in FILL_SYSTEMS and scored(q):
+                                deep = memory.search(q.text, user_id=conv.user_id, limit=budget_limit(max(budgets)),
+                                                     options=opts)
+                                fill = [h.record for h in deep]
                         runs[name].ranked[q.id] = ranked
                         if not scored(q):
                             continue
+                        if ranked or name not in contexts:
+                            metrics.update(score_question(q, ranked, tokens))
+                        if fill is not None and name in FILL_SYSTEMS:
+                            for budget in budgets:
+                                ctx = pack_ranked(fill, max_tokens=budget, user_id=conv.user_id, query=q.text)
+                                metrics.update(score_budget(q, ctx.source_ids, ctx.tokens, budget))
                         runs[name].results.append(QuestionResult(
-                            question_id=q.id, category=q.category, metrics=score_question(q, ranked, tokens),
-                            latency_ms=ms,
+                            question_id=q.id, category=q.category, metrics=metrics, latency_ms=ms,
                         ))
                     asked += 1
                     if progress:
@@ -254,7 +308,9 @@ def run_retrieval(
     return BenchRun(
         dataset=dataset, systems=runs, ingest=ingest, resources=resources,
         config={"conversations": len(conversations), "questions": n_questions, "embedder": inner.name,
-                "k_max": k_max, "systems": {k: repr(v) for k, v in systems.items()}, "graph": graph,
+                "k_max": k_max, "systems": {k: repr(v) for k, v in systems.items()},
+                "contexts": {k: repr(v) for k, v in contexts.items()}, "budgets": list(budgets),
+                "tokenizer": "cl100k_base", "facts": facts_label, "fact_records": n_facts, "graph": graph,
                 "stores": ["edge", *others],
                 **({"ingest_lm": {**lm_usage.model_dump(), "turns": n_turns,
                                   "calls_per_turn": lm_usage.calls / n_turns if n_turns else 0.0,

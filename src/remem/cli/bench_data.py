@@ -29,6 +29,12 @@ GraphOpt = Annotated[bool, typer.Option("--graph", help="With --lm: build graph 
 StoreOpt = Annotated[list[str] | None, typer.Option(
     "--store", help="Also run remem's systems on this store (a store spec, e.g. markdown; repeatable), against "
     "the edge store in the same run.")]
+AblationsOpt = Annotated[bool, typer.Option(
+    "--ablations", help="Also measure remem-context with one packing knob changed (rank order, value per token, "
+    "no neighbours), in the same run.")]
+FactsOpt = Annotated[str | None, typer.Option(
+    "--facts", help="'observations': also store LoCoMo's LLM-written observations as fact memories (their "
+    "evidence turns as source ids), a stand-in for LLM extraction.")]
 
 
 def _select(conversations: list[Any], which: str | None, limit: int | None) -> list[Any]:
@@ -52,9 +58,10 @@ def _select(conversations: list[Any], which: str | None, limit: int | None) -> l
 
 
 def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | None, embedder: str,
-         graph: bool = False, stores: list[str] | None = None) -> None:
+         graph: bool = False, stores: list[str] | None = None, facts: str | None = None,
+         ablations: bool = False) -> None:
     from ..bench.report import markdown, write_report
-    from ..bench.runner import run_retrieval
+    from ..bench.runner import CONTEXT_ABLATIONS, CONTEXT_SYSTEMS, run_retrieval
 
     if graph and not lm:
         raise ValidationError("--graph needs --lm: graph memory is built by the LLM pipeline (triplet extraction)")
@@ -74,14 +81,16 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
 
             model = resolve_lm(lm)
         run = run_retrieval(dataset, conversations, embedder=embedder, progress=progress,
-                            answer_system=answer_system, facts_lm=model, graph=graph, stores=stores or ())
+                            answer_system=answer_system, facts_lm=model, graph=graph, stores=stores or (),
+                            facts_label=facts,
+                            contexts={**CONTEXT_SYSTEMS, **(CONTEXT_ABLATIONS if ablations else {})})
         if model is not None and answer_system:
             from ..bench.answer import AnswerScorer, answer_all
 
             scorer = AnswerScorer(model)
             for name in [answer_system, *(["remem-both", "remem-both+graph"] if graph else [])]:
                 run.answers[name] = answer_all(scorer, conversations, run.systems[name].ranked)
-    paths = write_report(run, out or Path("results") / dataset)
+    paths = write_report(run, out or Path("results") / dataset, name=f"{dataset}-{facts}" if facts else None)
     console.print(markdown(run), markup=False, highlight=False, soft_wrap=True)  # the pipe tables, unwrapped
     console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['png']}")
 
@@ -89,19 +98,25 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
 @bench_app.command("locomo")
 def locomo(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
            lm: LmOpt = None, embedder: EmbedderOpt = "local", graph: GraphOpt = False,
-           store: StoreOpt = None) -> None:
-    """LoCoMo: evidence recall@k per category vs BM25-only and dense-only baselines (with --lm: answers; with
-    --graph too: graph memory on and off in one run; with --store: the same systems on other stores)."""
+           store: StoreOpt = None, facts: FactsOpt = None, ablations: AblationsOpt = False) -> None:
+    """LoCoMo: evidence recall within 500/1,000/2,000 tokens and @k per category vs BM25-only and dense-only
+    baselines (with --facts observations: LoCoMo's observations stored as facts; with --lm: answers; with --graph
+    too: graph memory on and off in one run; with --store: the same systems on other stores)."""
     from ..bench.locomo import load_locomo
 
-    _run("locomo", _select(load_locomo(data), conversations, limit), out, lm, embedder, graph, store)
+    if facts not in (None, "observations"):
+        raise ValidationError(f"--facts: unknown source {facts!r} (use observations)", option="--facts")
+    convs = load_locomo(data, observations=facts == "observations")
+    _run("locomo", _select(convs, conversations, limit), out, lm, embedder, graph, store, facts, ablations)
 
 
 @bench_app.command("longmemeval")
 def longmemeval(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
                 lm: LmOpt = None, embedder: EmbedderOpt = "local", graph: GraphOpt = False,
-                store: StoreOpt = None) -> None:
-    """LongMemEval: session recall_any/all@k and turn recall@k per question type vs baselines."""
+                store: StoreOpt = None, ablations: AblationsOpt = False) -> None:
+    """LongMemEval: turn recall within 500/1,000/2,000 tokens, session recall_any/all@k and turn recall@k per
+    question type vs baselines."""
     from ..bench.longmemeval import load_longmemeval
 
-    _run("longmemeval", _select(load_longmemeval(data), conversations, limit), out, lm, embedder, graph, store)
+    _run("longmemeval", _select(load_longmemeval(data), conversations, limit), out, lm, embedder, graph, store,
+         ablations=ablations)

@@ -381,6 +381,33 @@ def search(
         console.print(render.hits_table(hits, title=f"{len(hits)} hits for {user} ({mode})", show_speaker=True))
 
 
+@app.command("context")
+def context(
+    query: Annotated[str, typer.Argument(help="What the agent is about to answer.")],
+    user: User = ...,  # type: ignore[assignment]
+    max_tokens: Annotated[int, typer.Option("--max-tokens", "-t", help="Budget (cl100k tokens).")] = 1000,
+    category: Categories = None,
+    kind: Kinds = None,
+    since: Since = None,
+    until: Until = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """The user's best memory for QUERY within --max-tokens: the prompt-ready Markdown block, then its size."""
+    with open_memory(home) as memory:
+        ctx = memory.context(query, user_id=user, max_tokens=max_tokens, categories=category,
+                             kinds=parse_kinds(kind), since=parse_when(since, "--since"),
+                             until=parse_when(until, "--until", end_of_day=True))
+    if as_json:
+        emit_json(ctx)
+        return
+    if ctx.text:
+        typer.echo(ctx.text)
+    err_console.print(f"{ctx.tokens}/{ctx.max_tokens} {ctx.tokenizer} tokens, {len(ctx.items)} blocks, "
+                      f"{len(ctx.source_ids)} source ids" if ctx.items else f"no memories of {user} for this query",
+                      highlight=False, style="dim")
+
+
 @app.command("list")
 def list_(
     user: User = ...,  # type: ignore[assignment]

@@ -45,6 +45,7 @@ class AsyncMemory:
     add = _offload(Memory.add)
     add_records = _offload(Memory.add_records)
     search = _offload(Memory.search)
+    context = _offload(Memory.context)
     get = _offload(Memory.get)
     list = _offload(Memory.list)
     update = _offload(Memory.update)

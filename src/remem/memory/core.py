@@ -45,6 +45,8 @@ from ..writer import DoctorReport, RecoveryReport, Writer, check
 
 if TYPE_CHECKING:
     from ..graph import Graph
+    from ..models import Context
+    from ..retrieval.context import ContextOptions
     from ..retrieval.search import SearchOptions
     from ..validation import MessagesInput
 
@@ -360,6 +362,21 @@ class Memory:
             return fuse_graph(self.parts, hits, query, user_id=user_id, limit=limit, since=since, until=until,
                               options=opts.with_(**changes) if changes else opts)
         return hits
+
+    def context(
+        self, query: str, *, user_id: str, max_tokens: int = 1000, categories: Sequence[str] | None = None,
+        kinds: Sequence[MemoryKind] | None = None, since: datetime | None = None, until: datetime | None = None,
+        reference_time: datetime | None = None, options: ContextOptions | None = None,
+    ) -> Context:
+        """The user's best memory for ``query`` within ``max_tokens`` cl100k tokens, as a prompt-ready block
+        (core facts, then facts and dated excerpts of turns): :func:`remem.retrieval.context.build_context`."""
+        from ..retrieval.context import DEFAULT_CONTEXT_OPTIONS, build_context
+
+        opts = options if options is not None else DEFAULT_CONTEXT_OPTIONS
+        if reference_time is not None:
+            opts = opts.with_(search=opts.search.with_(reference_time=reference_time))
+        return build_context(self.search, self.store, query, user_id=user_id, max_tokens=max_tokens,
+                             categories=categories, kinds=kinds, since=since, until=until, options=opts)
 
     def history(self, memory_id: str, *, user_id: str) -> Events:
         """Every recorded change of one memory, oldest first (NotFoundError if the user has no such memory)."""

@@ -1,7 +1,9 @@
 """The chat agent: ``dspy.ReAct(ResponseGenerator)`` with memory tools bound to the current user.
 
-Per reply the agent sees the core facts of the user (facts in ``core_categories``, newest first, at most
-``core_limit``; with the Markdown store, the memories of the user's ``profile.md``) in its prompt, a bounded transcript (the last ``window`` messages), the question and the time.
+Per reply the agent sees, in its prompt, the memory block of :meth:`remem.Memory.context` for the user's message
+(at most ``context_tokens`` tokens: the core facts — facts in ``core_categories``, newest first, at most
+``core_limit``; with the Markdown store, the memories of the user's ``profile.md`` — then the most relevant facts
+and dated excerpts of past turns), a bounded transcript (the last ``window`` messages), the question and the time.
 The time is ``reply(now=...)`` (default: now, UTC): an aware ``now`` is the user's local time, shown to the LM
 with its offset; dates in tool arguments and results are days of that calendar, and time expressions in search
 texts ("yesterday") are resolved against it.
@@ -15,6 +17,7 @@ the turn is still stored as an episode (searchable, never lost) but no facts are
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 import uuid
@@ -26,16 +29,17 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..errors import ConfigurationError, LLMError, RememError
-from ..models import LLMUsage, MemoryEvent, MemoryRecord, Message, SearchHit, utcnow
+from ..models import Context, LLMUsage, MemoryEvent, MemoryRecord, Message, SearchHit, utcnow
 from ..parts import HasParts, parts_of
 from ..reads import list_page
+from ..retrieval.context import CORE_CATEGORIES, DEFAULT_CONTEXT_OPTIONS, build_context, check_budget
 from ..retrieval.search import DEFAULT_OPTIONS, search_memories
 from ..timeexpr import aware, parse_date, stamp
 from ..validation import check_agent_args, check_reply_args, check_user_id
 from .ingest import Pipeline
 from .lm import RETRYABLE, LMSpec, meter, raw_output_of, resolve_lm
 from .react import GuardedReAct, tool_calls
-from .signatures import CORE_CATEGORIES, ResponseGenerator
+from .signatures import ResponseGenerator
 
 
 class ToolCall(BaseModel):
@@ -59,6 +63,8 @@ class AgentReply(BaseModel):
     turn_id: str | None = Field(default=None, description="id of the user's turn, stored as an episode memory")
     memory_error: str | None = Field(default=None, description="extraction/maintenance failure; turn queued")
     usage: LLMUsage = Field(default_factory=LLMUsage)
+    context_ids: list[str] = Field(default_factory=list, description="ids of the memories shown in the prompt")
+    context_tokens: int = Field(default=0, description="cl100k tokens of the memory block in the prompt")
 
 
 def _format_hits(records: Sequence[MemoryRecord], tz: tzinfo) -> str:
@@ -86,6 +92,7 @@ class Agent:
         window: int = 12,
         core_limit: int = 8,
         core_categories: Sequence[str] = CORE_CATEGORIES,
+        context_tokens: int = 1000,
         max_tool_calls: int = 3,
         search_limit: int = 5,
         background: bool = False,
@@ -102,6 +109,9 @@ class Agent:
         self.lm = resolve_lm(lm, api_base=api_base) if lm is not None or existing is None else existing.lm
         self.pipeline: Pipeline = existing if existing is not None else Pipeline(memory, self.lm)
         self.window, self.core_limit, self.core_categories = window, core_limit, list(core_categories)
+        self.context_tokens = check_budget(context_tokens)
+        self.context_options = DEFAULT_CONTEXT_OPTIONS.with_(core_limit=core_limit,
+                                                             core_categories=tuple(core_categories))
         self.max_tool_calls, self.search_limit, self.background, self.retries = (
             max_tool_calls, search_limit, background, retries)
         base = instructions or ResponseGenerator.instructions
@@ -131,6 +141,14 @@ class Agent:
         page = list_page(self.parts.store, user_id=user_id, kinds=["fact"], categories=self.core_categories,
                          limit=self.core_limit)
         return page.items
+
+    def context(self, user_id: str, text: str, now: datetime | None = None) -> Context:
+        """The memory block the agent's prompt gets for a message (:meth:`remem.Memory.context`)."""
+        opts = self.context_options
+        if now is not None:
+            opts = opts.with_(search=opts.search.with_(reference_time=now))
+        return build_context(functools.partial(search_memories, self.parts), self.parts.store, text,
+                             user_id=user_id, max_tokens=self.context_tokens, options=opts)
 
     # -- tools -------------------------------------------------------------------------------------------
     def _tools(self, user_id: str, calls: list[ToolCall], now: datetime) -> list[Callable[..., str]]:
@@ -209,7 +227,7 @@ class Agent:
         now = aware(now) if now is not None else utcnow()
         history = self.transcript(user_id)
         turn = Message(role="user", content=text, timestamp=now, id=f"m-{uuid.uuid4().hex[:12]}")
-        core = self.core_facts(user_id)
+        context = self.context(user_id, text, now)
         calls: list[ToolCall] = []
         last: BaseException | None = None
         with meter(self.lm, self.pipeline.adapter) as m:
@@ -219,7 +237,7 @@ class Agent:
                                      max_iters=2 * self.max_tool_calls + 2)
                 try:
                     prediction = agent(
-                        core_memories="\n".join(f"- {r.text}" for r in core) or "(none yet)",
+                        core_memories=context.text or "(none yet)",
                         transcript="\n".join(f"{x.role}: {x.content}" for x in history) or "(new conversation)",
                         question=text, now=stamp(now),
                     )
@@ -237,7 +255,9 @@ class Agent:
             usage = m.usage
         self.pipeline.record_usage(user_id, usage)
         self._check_calls(prediction.trajectory, calls)
-        out = AgentReply(response=response, save_memory=save, tool_calls=calls, usage=usage)
+        out = AgentReply(response=response, save_memory=save, tool_calls=calls, usage=usage,
+                         context_ids=[i for item in context.items for i in item.memory_ids],
+                         context_tokens=context.tokens)
         self._remember_turn(user_id, turn, Message(role="assistant", content=response, timestamp=utcnow()))
         if not save:
             # Every user turn is kept as an episode (nothing said is unrecoverable); only the facts wait for

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dspy
 from pydantic import BaseModel, Field
 
+from ..retrieval.context import CORE_CATEGORIES
+
 DEFAULT_CATEGORIES: tuple[str, ...] = (
     "personal_details",
     "preferences",
@@ -29,8 +31,10 @@ DEFAULT_CATEGORIES: tuple[str, ...] = (
     "misc",
 )
 
-#: Categories whose facts the chat agent sees in its prompt without a tool call.
-CORE_CATEGORIES: tuple[str, ...] = ("personal_details", "preferences")
+#: Categories whose facts the chat agent sees in its prompt without a tool call: ``CORE_CATEGORIES``, defined
+#: with Memory.context (:mod:`remem.retrieval.context`) and re-exported here.
+__all__ = ["CORE_CATEGORIES", "DEFAULT_CATEGORIES", "ExtractedFact", "MemoryExtract", "ResponseGenerator",
+           "UpdateMemory"]
 
 
 class ExtractedFact(BaseModel):
@@ -89,15 +93,17 @@ class UpdateMemory(dspy.Signature):  # type: ignore[misc]
 
 
 class ResponseGenerator(dspy.Signature):  # type: ignore[misc]
-    """You are a helpful assistant with a long-term memory of this user. Core facts about the user are given.
-    Answer from the transcript, the core facts and your own knowledge when they suffice; call a memory tool
+    """You are a helpful assistant with a long-term memory of this user. Core facts about the user and the
+    memories most relevant to the message are given, dated.
+    Answer from the transcript, those memories and your own knowledge when they suffice; call a memory tool
     only when the question needs something about the user you do not see (past events, preferences, people,
     dates) — at most a few calls, each with a short focused search text. Never invent memories.
     Set save_memory to true when the user's latest message tells something about them worth remembering later
     (facts, preferences, plans, corrections); false for questions, small talk and thanks.
     """
 
-    core_memories: str = dspy.InputField(desc="Stable facts about the user (may be empty)")
+    core_memories: str = dspy.InputField(
+        desc="Memory for this message (Markdown): core facts about the user, then relevant dated memories")
     transcript: str = dspy.InputField(desc="Recent conversation, oldest first")
     question: str = dspy.InputField(desc="The user's new message")
     now: str = dspy.InputField(desc="Current local date and time of the user, with UTC offset (weekday)")

@@ -1,7 +1,7 @@
 """The MCP server (official ``mcp`` SDK, :class:`~mcp.server.mcpserver.MCPServer`).
 
-Tools: ``add_memory``, ``search_memories``, ``list_memories``, ``update_memory``, ``delete_memory`` (and
-``search_graph`` with graph memory on, ``REMEM_GRAPH=1``); resource
+Tools: ``add_memory``, ``search_memories``, ``get_context``, ``list_memories``, ``update_memory``,
+``delete_memory`` (and ``search_graph`` with graph memory on, ``REMEM_GRAPH=1``); resource
 ``remem://profile`` (the user's facts, newest first). No tool takes a user id: the user comes from the server's
 configuration or from the connection, never from the model's arguments, so a model cannot reach another user's
 memories by naming them.
@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import AuthError, ForbiddenError, RememError, ValidationError
 from ..memory import Memory
+from ..models import MemoryKind
 from ..timeexpr import parse_date, reference_time
 from ..validation import check_text, check_user_id
 from .auth import KeyStore
@@ -123,6 +124,21 @@ def build_mcp_server(memory: Memory, resolve: UserResolver, *, static_profile: b
         except RememError as exc:
             raise _tool_error(exc) from exc
         return [_hit_dict(h.record, h.score) for h in hits]
+
+    @server.tool()
+    def get_context(query: str, ctx: Context, max_tokens: int = 1000, categories: list[str] | None = None,
+                    kinds: list[MemoryKind] | None = None) -> dict[str, Any]:
+        """What memory holds for ``query``, packed into at most ``max_tokens`` tokens: ``text`` is a Markdown
+        block to read (core facts about the user, then dated facts and conversation excerpts), ``items`` its
+        blocks with memory and source ids."""
+        try:
+            found = memory.context(query, user_id=user(ctx), max_tokens=max_tokens, categories=categories,
+                                   kinds=kinds)
+        except RememError as exc:
+            raise _tool_error(exc) from exc
+        return {"text": found.text, "tokens": found.tokens, "max_tokens": found.max_tokens,
+                "items": [{"kind": i.kind, "observed_at": i.observed_at.isoformat(), "session_id": i.session_id,
+                           "memory_ids": i.memory_ids, "source_ids": i.source_ids} for i in found.items]}
 
     @server.tool()
     def list_memories(ctx: Context, limit: int = 20, offset: int = 0,

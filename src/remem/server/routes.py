@@ -17,7 +17,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from ..bounds import MAX_CATEGORIES, MAX_REASON_CHARS
-from ..models import AddResult, ForgetResult, MemoryRecord, Page
+from ..models import AddResult, Context, ForgetResult, MemoryRecord, Page
 from ..timeexpr import aware, reference_time
 from ..validation import MAX_LIMIT, MAX_OFFSET
 from .deps import MemoryDep, ScopeDep, TenantDep
@@ -26,6 +26,7 @@ from .schemas import (
     AddBody,
     ChatBody,
     ChatResponse,
+    ContextBody,
     HistoryResponse,
     QueryBool,
     ReasonBody,
@@ -36,7 +37,7 @@ from .schemas import (
     When,
     Whoami,
 )
-from .tenancy import out_event, out_hit, out_page, out_record, tenant_users
+from .tenancy import out_context, out_event, out_hit, out_page, out_record, tenant_users
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422, 429, 502, 503)
@@ -103,6 +104,15 @@ def search(body: SearchBody, scope: ScopeDep, memory: MemoryDep) -> SearchRespon
                          threshold=body.threshold, time_expressions=body.time_expressions, reference_time=now,
                          graph=body.graph)
     return SearchResponse(hits=[out_hit(scope.tenant, h) for h in hits])
+
+
+@router.post(USER + "/context", response_model=Context, tags=["memories"])
+def context(body: ContextBody, scope: ScopeDep, memory: MemoryDep) -> Context:
+    """The user's best memory for ``query`` packed into ``max_tokens`` (cl100k) tokens: ``text`` is a
+    prompt-ready Markdown block (core facts, then dated facts and excerpts), ``items`` its structure."""
+    ctx = memory.context(body.query, user_id=scope.internal, max_tokens=body.max_tokens, categories=body.categories,
+                         kinds=body.kinds, since=body.since, until=body.until, reference_time=body.reference_time)
+    return out_context(scope.tenant, ctx)
 
 
 @router.get(MEM, response_model=MemoryRecord, tags=["memories"])

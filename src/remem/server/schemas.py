@@ -127,6 +127,16 @@ class SearchBody(_Body):
                            "needs graph memory on (REMEM_GRAPH=1).")
 
 
+class ContextBody(_Body):
+    query: str
+    max_tokens: int = Field(1000, description="Hard cap on the cl100k tokens of the returned text (1-200000).")
+    categories: list[str] | None = None
+    kinds: list[Literal["episode", "fact"]] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    reference_time: datetime | None = Field(None, description="'now' for time expressions in the query.")
+
+
 class UpdateBody(_Body):
     text: Text | None = None
     categories: Categories | None = None
@@ -191,5 +201,5 @@ class KeyCreateBody(_Body):
     label: Label | None = None
 
 
-__all__ = ["AddBody", "ChatBody", "ChatResponse", "Health", "HistoryResponse", "KeyCreateBody", "Message",
+__all__ = ["AddBody", "ChatBody", "ChatResponse", "ContextBody", "Health", "HistoryResponse", "KeyCreateBody", "Message",
            "Ready", "ReasonBody", "SearchBody", "SearchResponse", "UpdateBody", "UsersResponse", "Whoami"]

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from ..bounds import shown
 from ..errors import InvalidUserIdError, ValidationError
-from ..models import HistoryEvent, MemoryRecord, Page, SearchHit
+from ..models import Context, HistoryEvent, MemoryRecord, Page, SearchHit
 from ..validation import check_user_id
 
 TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -72,3 +72,8 @@ def out_page(tenant: str, page: Page) -> Page:
 def out_event(tenant: str, event: HistoryEvent) -> HistoryEvent:
     snap = out_record(tenant, event.snapshot) if event.snapshot is not None else None
     return event.model_copy(update={"user_id": external_user(tenant, event.user_id), "snapshot": snap})
+
+
+def out_context(tenant: str, context: Context) -> Context:
+    items = [i.model_copy(update={"records": [out_record(tenant, r) for r in i.records]}) for i in context.items]
+    return context.model_copy(update={"user_id": external_user(tenant, context.user_id), "items": items})
