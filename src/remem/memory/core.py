@@ -97,6 +97,8 @@ class Memory:
         self._check_embedder_matches_home()
         self.storage = storage or open_storage(self.settings, self.home)
         try:
+            self._check_embedder_matches_database()
+            self._check_store_matches_database()
             self.store: VectorStore = store if store is not None and not isinstance(store, str) else self._open_store()
         except BaseException:
             self.storage.close()
@@ -125,6 +127,50 @@ class Memory:
         return stores.create(spec, dimensions=self.embedder.dimensions, home=self.home,
                              collection=self.settings.collection, api_key=self.settings.qdrant_api_key,
                              database=self.storage.database)
+
+    def _check_embedder_matches_database(self) -> None:
+        """A shared database (Postgres: many processes, maybe many machines) records the embedder that built its
+        vectors; a process with another embedder is refused, as a data directory refuses one."""
+        if self.storage.database.dialect != "postgres":
+            return
+        current = json.dumps({"embedder": self.embedder.name, "dimensions": self.embedder.dimensions})
+        with self.storage.database.transaction() as tx:
+            tx.execute("INSERT INTO remem_meta (key, value) VALUES ('embedder', ?) ON CONFLICT (key) DO NOTHING",
+                       (current,))
+            row = tx.fetchone("SELECT value FROM remem_meta WHERE key='embedder'")
+        stored = json.loads(str(row[0])) if row else {}
+        if stored.get("embedder") != self.embedder.name:
+            raise ConfigurationError(
+                f"the database {self.storage.database.url} holds vectors of embedder {stored.get('embedder')!r}, "
+                f"not {self.embedder.name!r}: use that embedder (REMEM_EMBEDDER), or export and import into a new "
+                "database", stored=stored)
+
+    def _check_store_matches_database(self) -> None:
+        """History in a shared database describes one set of vectors: every process must use the same store.
+        The first open records where the vectors live (the database itself for pgvector, the Qdrant URL, or the
+        embedded store's directory on this host); an open with another location is refused, so two processes
+        cannot each keep their own vectors under one history."""
+        if self.storage.database.dialect != "postgres":
+            return
+        import socket
+
+        spec = self.settings.store
+        url = self.settings.qdrant_url or ""
+        if spec == "pgvector":
+            where = "pgvector"
+        elif spec == "qdrant" and url.startswith(("http://", "https://")):
+            where = f"qdrant {url.rstrip('/')}/{self.settings.collection}"
+        else:
+            where = f"{spec} {socket.gethostname()}:{self.home.resolve()}"
+        with self.storage.database.transaction() as tx:
+            tx.execute("INSERT INTO remem_meta (key, value) VALUES ('store', ?) ON CONFLICT (key) DO NOTHING",
+                       (where,))
+            row = tx.fetchone("SELECT value FROM remem_meta WHERE key='store'")
+        if row is not None and str(row[0]) != where:
+            raise ConfigurationError(
+                f"the database {self.storage.database.url} keeps the history of the vectors in {row[0]!r}, not "
+                f"{where!r}: every process on one database must use the same vector store (REMEM_STORE=pgvector, "
+                "or one Qdrant server); an embedded store belongs to one process on one host", stored=str(row[0]))
 
     def _check_embedder_matches_home(self) -> None:
         """Refuse to mix vectors of two models in one data directory (search would silently degrade)."""

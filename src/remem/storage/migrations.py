@@ -13,6 +13,8 @@ starting at once migrate once). Numbers only grow: an existing database applies 
     (time-aware edges) and ``graph_events`` (their history); created on both dialects whether graph memory
     is on or off, so ``forget_user`` always erases them
 15. ``lm_usage`` — LM calls, tokens and seconds per user (summed by ``remem stats``; erased with the user)
+16. ``remem_meta`` — facts about the deployment that every process must agree on (the embedder behind the
+    vectors; checked on open when the database is shared)
 """
 
 from __future__ import annotations
@@ -120,6 +122,12 @@ SQLITE: list[tuple[int, str]] = [
             completion_tokens INTEGER NOT NULL DEFAULT 0,
             seconds REAL NOT NULL DEFAULT 0,
             updated_at TEXT NOT NULL
+        )
+    """),
+    (16, """
+        CREATE TABLE remem_meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
         )
     """),
 ]
@@ -237,6 +245,12 @@ POSTGRES: list[tuple[int, str]] = [
             completion_tokens BIGINT NOT NULL DEFAULT 0,
             seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
             updated_at TEXT NOT NULL
+        )
+    """),
+    (16, """
+        CREATE TABLE remem_meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
         )
     """),
 ]
