@@ -258,3 +258,17 @@ def test_turns_of_a_session_are_numbered_across_calls_and_expand_to_neighbours(f
     hit = fake_memory.search("Miso", user_id="alice", limit=1)[0]
     assert hit.record.text == "her name is Miso"
     assert {r.text for r in hit.context} == {"we adopted a kitten", "she sleeps all day"}
+
+
+def test_update_to_the_text_of_another_live_memory_is_refused(fake_memory: Memory) -> None:
+    """Exact duplicates are never live twice — also through update — so a deleted memory stays restorable."""
+    m = fake_memory
+    a, b = (e.memory_id or "" for e in m.add(["Alice likes tea", "Bob likes chess"], user_id="u").events)
+    with pytest.raises(ValidationError, match="already says this") as info:
+        m.update(b, "alice likes TEA", user_id="u")
+    assert info.value.context["duplicate_of"] == a
+    assert m.get(b, user_id="u").text == "Bob likes chess" and m.get(b, user_id="u").version == 1
+    m.delete(a, user_id="u")
+    assert m.update(b, "Alice likes tea", user_id="u").version == 2  # allowed: the other copy is deleted
+    with pytest.raises(ValidationError, match="same text"):
+        m.restore(a, user_id="u")  # ... and now restoring it would make two live copies: refused, named

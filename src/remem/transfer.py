@@ -42,6 +42,10 @@ def export_jsonl(parts: MemoryParts, path: Path, *, user_id: str | None) -> int:
     tmp = path.with_name(path.name + ".tmp")
     if not path.parent.is_dir():
         raise ValidationError(f"cannot export to {path}: the folder {path.parent} does not exist", path=str(path))
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        # The file is written beside it and renamed over it: that would replace a device, a pipe or a link.
+        raise ValidationError(f"cannot export to {path}: it exists and is not a regular file (a device, a pipe, a "
+                              "link or a directory); choose a new file name", path=str(path))
     try:
         with tmp.open("w", encoding="utf-8") as out:
             count = _write_export(parts, out, users)

@@ -64,8 +64,8 @@ def parse_when(value: str | None, option: str, *, end_of_day: bool = False, tz: 
         return None
     parsed = parse_date(value, tz, end_of_day=end_of_day)
     if parsed is None:
-        raise ValidationError(f"{option}: {value!r} is not an ISO date or time (e.g. 2023-05-08 or "
-                              "2023-05-08T14:30:00Z)", option=option)
+        raise ValidationError(f"{option}: {shown(value)} is not an ISO date or time whose UTC form lies in years "
+                              "1-9999 (e.g. 2023-05-08 or 2023-05-08T14:30:00Z)", option=option)
     return parsed
 
 
@@ -274,7 +274,8 @@ def forget_user(
 
 @app.command("export")
 def export_(
-    path: Annotated[Path, typer.Argument(help="Output JSONL file (a directory with --format markdown).")],
+    path: Annotated[Path, typer.Argument(help="Output JSONL file, - for standard output (a directory with "
+                                         "--format markdown).")],
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user (default: everyone).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="jsonl (with history) or markdown (PATH/<user>/*.md).")]
     = "jsonl",
@@ -288,6 +289,18 @@ def export_(
             from ..markdown.transfer import export_markdown
 
             count = export_markdown(memory, path, user_id=user)
+        elif str(path) == "-":
+            import sys
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="remem-export-") as tmp:
+                count = memory.export(Path(tmp) / "export.jsonl", user_id=user)
+                with (Path(tmp) / "export.jsonl").open("rb") as src:
+                    while chunk := src.read(1 << 20):
+                        sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+            err_console.print(f"exported {count} memories to standard output", highlight=False)
+            return
         else:
             count = memory.export(path, user_id=user)
     console.print(f"exported {count} memories to {markup_safe(path)}", highlight=False)

@@ -294,7 +294,9 @@ class Memory:
     ) -> MemoryRecord:
         """Change a memory in place: same id, new text re-embedded, version + 1, old text kept in history.
 
-        ``source_ids`` are appended to the memory's sources (the pipeline cites the turns behind an update)."""
+        ``source_ids`` are appended to the memory's sources (the pipeline cites the turns behind an update). A
+        new text that another live memory of the user already holds is refused (:class:`ValidationError` with
+        ``duplicate_of``): exact duplicates are never live twice, so a deleted memory stays restorable."""
         user_id = check_user_id(user_id)
         check_update_args(max_chars=self.settings.max_text_chars, text=text, categories=categories,
                           metadata=metadata, observed_at=observed_at, actor=actor, reason=reason,
@@ -304,7 +306,7 @@ class Memory:
             text=self._text(text) if text is not None else None,
             categories=check_categories(categories) if categories is not None else None,
             metadata=check_metadata(metadata) if metadata is not None else None,
-            observed_at=observed_at, source_ids=source_ids, actor=actor, reason=reason,
+            observed_at=observed_at, source_ids=source_ids, actor=actor, reason=reason, refuse_duplicate="any",
         )
 
     def delete(self, memory_id: str, *, user_id: str, actor: str = "api", reason: str | None = None) -> MemoryRecord:

@@ -147,8 +147,18 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}) or None)
 
 
+def log_unexpected(scope: Scope, exc: BaseException) -> None:
+    """Log an unexpected exception without user data: the route template (``/v1/users/{user_id}/…``, not the
+    raw path) and the exception type at ERROR; the message and traceback (which may quote request input, e.g.
+    memory text) only at DEBUG (``remem serve --log-level debug``)."""
+    route = scope.get("route")
+    where = getattr(route, "path", None) or "(no route)"
+    log.error("unexpected %s on %s %s (traceback at debug level)", type(exc).__name__, scope.get("method"), where)
+    log.debug("unexpected error", exc_info=exc)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log_unexpected(request.scope, exc)
     return error_response(500, "internal_error", "internal server error (see the server log)")
 
 
@@ -175,10 +185,10 @@ class UnexpectedErrorMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
+        except Exception as exc:
             if started:  # the response is already on its way: nothing left to answer with
                 raise
-            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            log_unexpected(scope, exc)
             await error_response(500, "internal_error", "internal server error (see the server log)")(
                 scope, receive, send)
 

@@ -219,7 +219,7 @@ class EdgeStore:
         stored = json.loads(meta.read_text()).get("bm25") if meta.exists() else LEGACY_SIGNATURE
         if stored != signature():
             count = self.reindex_sparse()
-            log.warning("re-indexed the BM25 vectors of %d memories at %s (%s -> %s)", count, self.path,
+            (log.warning if count else log.debug)("re-indexed the BM25 vectors of %d memories at %s (%s -> %s)", count, self.path,
                         stored, signature())
             self._record_sparse()
 
