@@ -34,10 +34,11 @@ def test_chatgpt_export_becomes_episodes(fake_memory: Memory) -> None:
     progress: list[tuple[int, int]] = []
     summary = import_export(fake_memory, CHATGPT, "chatgpt", user_id="alice",
                             progress=lambda done, total: progress.append((done, total)))
-    assert (summary.imported, summary.conversations, summary.users) == (8, 2, ["alice"])
-    assert summary.skipped_by_reason == {"hidden from the conversation": 1, "tool message": 1}
-    assert {s.where for s in summary.skipped} == {"$[0].mapping.sys.message", "$[0].mapping.t1.message"}
-    assert progress[-1] == (8, 8)
+    assert (summary.imported, summary.conversations, summary.users) == (7, 2, ["alice"])
+    assert summary.skipped_by_reason == {"hidden from the conversation": 1, "tool message": 1, "tool call": 1}
+    assert {s.where for s in summary.skipped} == {"$[0].mapping.sys.message", "$[0].mapping.t1.message",
+                                                  "$[1].mapping.c.message"}  # c: code sent to python
+    assert progress[-1] == (7, 7)
     assert episodes(fake_memory, "alice", CONV1) == [
         (0, "user", "I'm flying to Lisbon on May 20th, any tips?", ["u1"]),
         (1, "assistant", "Try the pastel de nata in Belem.", ["a1"]),  # the regenerated-away answer is kept
@@ -45,11 +46,10 @@ def test_chatgpt_export_becomes_episodes(fake_memory: Memory) -> None:
         (3, "user", "Here is my boarding pass, I'm in seat 14C.", ["u2"]),  # the image part has no text
         (4, "assistant", "Seat 14C is an aisle seat.", ["a2"]),
     ]
-    assert episodes(fake_memory, "alice", CONV2) == [
-        (0, "user", "thanks", ["q"]), (1, "assistant", "print('hello')", ["c"]), (2, "user", "thanks", ["q2"])]
+    assert episodes(fake_memory, "alice", CONV2) == [(0, "user", "thanks", ["q"]), (1, "user", "thanks", ["q2"])]
     by_source = {r.source_ids[0]: r for r in fake_memory.list(user_id="alice", limit=100).items}
     assert by_source["u1"].observed_at == ts(1714557600.25)
-    assert by_source["c"].observed_at == ts(1717236000.0)  # no create_time: the conversation's
+    assert by_source["q2"].observed_at == ts(1717236000.0)  # no create_time: the conversation's
     assert by_source["a1"].metadata["import"] == {"source": "chatgpt", "conversation_title": "Trip to Lisbon",
                                                   "branch": "other", "model": "gpt-4o"}
     assert by_source["a1b"].metadata["import"]["branch"] == "current"
@@ -60,14 +60,15 @@ def test_rerun_writes_nothing_and_users_are_separate(fake_memory: Memory) -> Non
     import_export(fake_memory, CHATGPT, "chatgpt", user_id="alice")
     again = import_export(fake_memory, CHATGPT, "chatgpt", user_id="alice")
     assert again.imported == 0
-    assert again.skipped_by_reason == {"already imported": 8, "hidden from the conversation": 1, "tool message": 1}
-    assert fake_memory.list(user_id="alice").total == 8
+    assert again.skipped_by_reason == {"already imported": 7, "hidden from the conversation": 1, "tool message": 1,
+                                       "tool call": 1}
+    assert fake_memory.list(user_id="alice").total == 7
     record = fake_memory.list(user_id="alice").items[0]
     fake_memory.delete(record.id, user_id="alice")  # a deleted import stays deleted on a re-run
     assert import_export(fake_memory, CHATGPT, "chatgpt", user_id="alice").imported == 0
     bob = import_export(fake_memory, CHATGPT, "chatgpt", user_id="bob")  # the same file for another user
-    assert bob.imported == 8
-    assert fake_memory.list(user_id="alice").total == 7 and fake_memory.list(user_id="bob").total == 8
+    assert bob.imported == 7
+    assert fake_memory.list(user_id="alice").total == 6 and fake_memory.list(user_id="bob").total == 7
     hits = fake_memory.search("tram 28", user_id="bob")
     assert hits and all(h.record.user_id == "bob" for h in hits)
 
@@ -86,7 +87,7 @@ def test_round_trip_import_export_keeps_every_message(fake_memory: Memory, tmp_p
     for conv in json.loads(CHATGPT.read_text()):
         for node in conv["mapping"].values():
             msg = node["message"]
-            if msg and msg["author"]["role"] != "tool" and not msg["metadata"].get(
+            if msg and msg["author"]["role"] != "tool" and msg["recipient"] == "all" and not msg["metadata"].get(
                     "is_visually_hidden_from_conversation"):
                 parts = msg["content"].get("parts") or [msg["content"].get("text")]
                 expected[(conv["id"], msg["id"])] = "\n".join(p for p in parts if isinstance(p, str))
@@ -176,7 +177,7 @@ BAD = [
      r"\$\[1\]\.user_id: no user_id"),
     ("mem0", json.dumps([{"id": "a", "memory": "ok", "user_id": "not valid!"}]), r"\$\[0\]: invalid user id"),
     ("mem0", json.dumps([{"id": "a", "memory": "ok", "user_id": "u", "categories": [""]}]),
-     r"\$\[0\]: invalid category"),
+     r"\$\[0\]: categories\[0\] is empty"),
 ]
 
 

@@ -120,3 +120,39 @@ def test_runnable_with_message_history_keeps_turns_across_sessions(fake_memory: 
     assert [m.content for m in seen[1]] == ["I live in Lisbon", "Hi Alice", "Where do I live?"]
     assert [m.content for m in history_for("s1").messages] == ["I live in Lisbon", "Hi Alice", "Where do I live?",
                                                               "Lisbon"]
+
+
+BAD_CALLS = [  # review 2, issue 14: each ended the agent run with remem's ValidationError
+    ("search_memory", {"query": ""}, "invalid_input: query is empty"),
+    ("search_memory", {"query": "tulips \ud800"}, "invalid_input: query contains a lone surrogate (U+D800 at position 7)"),
+    ("save_memory", {"text": "  "}, "invalid_input: text is empty"),
+    ("save_memory", {"text": "Alice likes tulips", "categories": ["c" * 1000]},
+     "invalid_input: categories[0] has 1000 characters, more than the limit of 64"),
+    ("save_memory", {"text": "nul \x00"}, "invalid_input: text contains a NUL character (position 4)"),
+    ("search_memory", {"query": 5}, "invalid_input: query: Input should be a valid string"),  # the schema's own
+]
+
+
+@pytest.mark.parametrize(("tool", "args", "error"), BAD_CALLS)
+def test_a_bad_argument_is_a_tool_error_the_model_sees(fake_memory: Memory, tool: str, args: dict[str, Any],
+                                                        error: str) -> None:
+    seen: list[list[BaseMessage]] = []
+
+    class Recording(ToolCallingFakeChatModel):
+        def _generate(self, messages: list[BaseMessage], *a: Any, **kw: Any) -> Any:
+            seen.append(list(messages))
+            return super()._generate(messages, *a, **kw)
+
+    agent = create_agent(Recording(messages=iter([call(tool, args, "c1"), AIMessage(content="Sorry.")])),
+                         tools=memory_tools(fake_memory, user_id="alice"))
+    result = agent.invoke({"messages": [HumanMessage("remember tulips")]})
+    assert result["messages"][-1].content == "Sorry."  # the run completed
+    (reply,) = [m for m in seen[1] if isinstance(m, ToolMessage)]  # what the model read on its second turn
+    assert reply.status == "error" and str(reply.content).startswith(error)
+    assert fake_memory.list(user_id="alice").total == 0
+
+
+def test_tools_invoked_directly_return_the_error_too(fake_memory: Memory) -> None:
+    search, save = memory_tools(fake_memory, user_id="alice")
+    assert search.invoke({"query": " "}) == "invalid_input: query is empty"
+    assert save.invoke({"text": "x", "categories": "food"}) == "invalid_input: categories: Input should be a valid list"

@@ -23,7 +23,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.store.base import GetOp, InvalidNamespaceError, Item, PutOp, SearchOp
 
-from remem import AsyncMemory, ConfigurationError, InvalidUserIdError, Memory
+from remem import AsyncMemory, ConfigurationError, InvalidUserIdError, Memory, ValidationError
 from remem.integrations.langgraph import RememStore
 
 
@@ -119,7 +119,8 @@ def test_store_index_fields(fake_memory: Memory) -> None:
         RememStore(fake_memory, index={"dims": 384, "embed": "openai:text-embedding-3-small"})
 
 
-def test_list_namespaces(store: RememStore) -> None:
+def test_list_namespaces(fake_memory: Memory) -> None:
+    store = RememStore(fake_memory, list_all_users=True)  # the admin's view: every user's namespaces
     for ns in [("alice", "a", "b", "c"), ("alice", "a", "b", "d"), ("alice", "x"), ("bob", "a", "b", "c")]:
         store.put(ns, "k", {"text": "t"})
     assert store.list_namespaces() == [("alice", "a", "b", "c"), ("alice", "a", "b", "d"), ("alice", "x"),
@@ -133,6 +134,56 @@ def test_list_namespaces(store: RememStore) -> None:
     assert store.list_namespaces(prefix=("alice",), limit=1, offset=1) == [("alice", "a", "b", "d")]
     store.delete(("alice", "x"), "k")
     assert ("alice", "x") not in store.list_namespaces(prefix=("alice",))
+
+
+def test_listing_never_crosses_users_by_default(fake_memory: Memory) -> None:
+    """Review 2, issue 14: ``list_namespaces()`` with no prefix listed every user's namespaces (other tenants'
+    too). An unbound store now refuses it; a store bound to users lists only theirs and reaches no one else."""
+    everyone = RememStore(fake_memory, list_all_users=True)
+    for ns in [("alice", "notes"), ("bob", "notes"), ("acme:carol", "notes")]:
+        everyone.put(ns, "k", {"text": "t"})
+    unbound = RememStore(fake_memory)
+    for ask in [{}, {"suffix": ("notes",)}, {"prefix": ("*", "notes")}]:
+        with pytest.raises(InvalidNamespaceError, match="would list every user's namespaces"):
+            unbound.list_namespaces(**ask)
+    assert unbound.list_namespaces(prefix=("bob",)) == [("bob", "notes")]  # naming the user is fine
+    alice = RememStore(fake_memory, users="alice")
+    assert alice.list_namespaces() == [("alice", "notes")]
+    assert alice.list_namespaces(suffix=("notes",)) == [("alice", "notes")]
+    assert RememStore(fake_memory, users=["alice", "bob"]).list_namespaces() == [("alice", "notes"),
+                                                                                  ("bob", "notes")]
+    for op in [lambda: alice.list_namespaces(prefix=("bob",)), lambda: alice.get(("bob", "notes"), "k"),
+               lambda: alice.search(("bob",), query="t"), lambda: alice.put(("bob", "notes"), "j", {"text": "x"})]:
+        with pytest.raises(InvalidNamespaceError, match="'bob' is not one of this store's users"):
+            op()
+    assert fake_memory.list(user_id="bob").total == 1
+    with pytest.raises(ConfigurationError, match="list_all_users=True is for a store not bound"):
+        RememStore(fake_memory, users="alice", list_all_users=True)
+    with pytest.raises(InvalidUserIdError):
+        RememStore(fake_memory, users=["alice", "not valid!"])
+
+
+def test_values_beyond_remem_limits_are_validation_errors(store: RememStore) -> None:
+    """A pydantic ValidationError (not remem's) escaped for these; each is now remem's, naming what is wrong."""
+    ns = ("alice", "m")
+    cases = [
+        (lambda: store.put(ns, "k\ud800", {"text": "x"}), r"key 'k\\ud800' of \('alice', 'm'\) contains a lone surrogate"),
+        (lambda: store.put(ns, "k\x00", {"text": "x"}), r"contains a NUL character \(position 1\)"),
+        (lambda: store.put(ns, "k", {"text": "x", "n": float("nan")}),
+         r"cannot store \('alice', 'm'\)/'k': metadata\.langgraph\.value\.n is nan"),
+        (lambda: store.put(ns, "k", {"a": {"b": {"c": {"d": {"e": {"f": {"g": "x"}}}}}}}),
+         r"metadata\.langgraph\.value\.a\.b\.c\.d\.e\.f is nested more than 8 levels deep"),
+    ]
+    for put, message in cases:
+        with pytest.raises(ValidationError, match=message):
+            put()
+    with pytest.raises(InvalidNamespaceError, match=r"invalid namespace label 'm\\ud800'"):
+        store.put(("alice", "m\ud800"), "k", {"text": "x"})
+    with pytest.raises(InvalidNamespaceError, match=r"invalid namespace label 'a\\nb'"):
+        store.put(("alice", "a\nb"), "k", {"text": "x"})
+    store.put(ns, "k", {"a": {"b": {"c": {"d": {"e": {"f": "x"}}}}}})  # 6 levels: the documented limit
+    item = store.get(ns, "k")
+    assert item is not None and item.value["a"]["b"]["c"]["d"]["e"] == {"f": "x"}
 
 
 def test_user_label_is_the_isolation_boundary(fake_memory: Memory) -> None:

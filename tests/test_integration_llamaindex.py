@@ -73,15 +73,46 @@ def test_agent_saves_for_alice_a_new_session_finds_it_bob_never_sees_it(fake_mem
 
 
 def test_block_content_and_budget(fake_memory: Memory) -> None:
+    from remem.tokens import count_tokens
+
     for i in range(8):
         fake_memory.add(f"Alice note {i} about gardening " + "x" * 200, user_id="alice")
-    block = RememMemoryBlock(memory=fake_memory, user_id="alice", limit=5, max_tokens=120)
+    fake_memory.add("Alice lives in Porto", user_id="alice", categories=["personal_details"])
+    block = RememMemoryBlock(memory=fake_memory, user_id="alice", max_tokens=120)
     text = asyncio.run(block.aget([ChatMessage(role="user", content="gardening")]))
-    lines = text.splitlines()
-    assert 1 <= len(lines) <= 2  # 120 tokens ~ 480 characters: two 230-character memories at most
-    assert all(" about gardening " in line for line in lines)
+    assert text == fake_memory.context("gardening", user_id="alice", max_tokens=120).text  # Memory.context's block
+    about, relevant = text.split("\n\n")
+    assert about.splitlines()[0] == "## About the user" and about.endswith("Alice lives in Porto")
+    lines = relevant.splitlines()
+    assert lines[0] == "## Relevant memories"
+    assert len(lines[1:]) == 2 and all(" about gardening " in line for line in lines[1:])  # 230 characters each
+    assert count_tokens(text) <= 120
     assert asyncio.run(block.aget([])) == ""
     assert asyncio.run(RememMemoryBlock(memory=fake_memory, user_id="bob").aget(
         [ChatMessage(role="user", content="gardening")])) == ""
     with pytest.raises(InvalidUserIdError):
         RememMemoryBlock(memory=fake_memory, user_id="bad user")
+
+
+def test_a_message_remem_cannot_take_does_not_end_the_run(fake_memory: Memory,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Review 2, issue 14: a lone surrogate or a NUL in a user message raised remem's ValidationError out of the
+    agent's run (the block searches with it, then stores it as an episode)."""
+    fake_memory.add("Alice likes tulips", user_id="alice")
+    llm = Recorder("Tulips.", "Ok.", "Sure.")
+    run_session(fake_memory, "alice", "chat-9",
+                ["tulips \ud800 please", "and a NUL \x00 here about tulips",
+                 "Tell me about tulips, a long question that pushes the earlier turns out of the short-term window"],
+                llm)
+    assert len(llm.prompts) == 3  # the run went on: every turn reached the model
+    assert "Alice likes tulips" in system_text(llm.prompts[2])  # a searchable message still gets its block
+    assert "Alice likes tulips" not in system_text(llm.prompts[0])  # the unsearchable one got none
+    stored = [r.text for r in fake_memory.list(user_id="alice", session_id="chat-9", order="asc").items]
+    assert stored and all("\ud800" not in t and "\x00" not in t for t in stored)
+    assert "Tulips." in stored  # the flushed turns that can be stored are
+    warnings = [r.getMessage() for r in caplog.records if r.name == "remem.integrations.llamaindex"]
+    assert "remem memory block: the user message was not searched (query contains a lone surrogate (U+D800 at " \
+           "position 7): it is not valid Unicode and cannot be stored as UTF-8)" in warnings
+    assert any(w.startswith("remem memory block: a user message was not stored (message contains a NUL")
+               for w in warnings)
+    assert all("tulips" not in w for w in warnings)  # the text itself is never logged

@@ -130,3 +130,22 @@ def test_session_with_infer_distils_facts_that_cite_the_turn(fake_memory: Memory
     (episode,) = fake_memory.list(user_id="alice", kinds=["episode"]).items  # the pipeline's copy was a NOOP
     assert (episode.text, episode.source_ids, episode.session_id) == ("I love coffee", ["u1"], "s")
     assert asyncio.run(session.get_items()) == [{"role": "user", "content": "I love coffee", "id": "u1"}]
+
+
+@pytest.mark.parametrize(("tool", "args", "error"), [  # the SDK's default message hid the reason
+    ("search_memory", {"query": ""}, "invalid_input: query is empty"),
+    ("save_memory", {"text": " "}, "invalid_input: text is empty"),
+    ("save_memory", {"text": "nul \x00"}, "invalid_input: text contains a NUL character (position 4)"),
+])
+def test_a_bad_argument_is_a_tool_output_the_model_sees(fake_memory: Memory, tool: str, args: dict[str, Any],
+                                                        error: str) -> None:
+    """(A lone surrogate in the arguments is not in this list: the SDK itself fails to fingerprint such a call,
+    ``UnicodeEncodeError``, before any tool runs.)"""
+    agent = Agent(name="assistant", model=ScriptedModel([[function_call(tool, args, call_id="c1")],
+                                                         [assistant_message("Sorry.")]]),
+                  tools=memory_tools(fake_memory, user_id="alice"))
+    result = run(agent, "remember tulips")
+    assert result.final_output == "Sorry."
+    (output,) = tool_outputs(result)
+    assert output.startswith(error)
+    assert fake_memory.list(user_id="alice").total == 0

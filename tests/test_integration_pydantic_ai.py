@@ -86,3 +86,28 @@ def test_test_model_calls_every_tool_for_the_deps_user(fake_memory: Memory) -> N
 def test_deps_validate_the_user(fake_memory: Memory) -> None:
     with pytest.raises(InvalidUserIdError):
         RememDeps(memory=fake_memory, user_id="no spaces allowed")
+
+
+@pytest.mark.parametrize(("tool", "args", "error"), [  # review 2, issue 14: each ended the run
+    ("search_memory", {"query": ""}, "invalid_input: query is empty"),
+    ("save_memory", {"text": ""}, "invalid_input: text is empty"),
+    ("save_memory", {"text": "nul \x00"}, "invalid_input: text contains a NUL character (position 4)"),
+    ("save_memory", {"text": "x" * 1_000_001}, "invalid_input: text has 1000001 characters, more than the limit"),
+])
+def test_a_bad_argument_is_a_retry_the_model_sees(fake_memory: Memory, tool: str, args: dict[str, Any],
+                                                  error: str) -> None:
+    """A lone surrogate in the arguments is not in this list: Pydantic AI itself fails to serialise such a tool
+    call (``PydanticSerializationError``) before any tool runs."""
+    seen: list[str] = []
+    steps = iter([ModelResponse(parts=[ToolCallPart(tool, args)]), ModelResponse(parts=[TextPart("Sorry.")])])
+
+    def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        seen[:] = [str(part.content) for m in messages for part in getattr(m, "parts", [])
+                   if isinstance(part, ToolReturnPart) and part.outcome == "retried"]  # a ModelRetry, as sent
+        return next(steps)
+
+    result = agent().run_sync("remember tulips", deps=RememDeps(memory=fake_memory, user_id="alice"),
+                              model=FunctionModel(reply))
+    assert result.output == "Sorry."  # the run completed
+    assert len(seen) == 1 and seen[0].startswith(error)
+    assert fake_memory.list(user_id="alice").total == 0

@@ -5,6 +5,7 @@ directory, and the chat agent reads its core facts from profile.md."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -266,7 +267,11 @@ def test_the_agent_reads_its_core_facts_from_profile_md(md: Memory) -> None:
     assert sorted(r.text for r in agent.core_facts("alice")) == [
         "Alice is allergic to peanuts", "Alice is vegetarian", "Alice lives in Lisbon"]
     agent.reply("alice", "hello")
-    assert "- Alice is allergic to peanuts" in lm.requests[0]["user"]
+    # The prompt carries Memory.context()'s Markdown: profile.md's facts (the hand-added one too) are the core facts.
+    core = lm.requests[0]["user"].split("[[ ## core_memories ## ]]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert core[0] == "## About the user"
+    assert sorted(re.fullmatch(r"- \d{4}-\d{2}-\d{2} \(\w{3}\): (.+)", line)[1] for line in core[1:]) == [  # type: ignore[index]
+        "Alice is allergic to peanuts", "Alice is vegetarian", "Alice lives in Lisbon"]
 
 
 def test_threads_writing_the_store_directly_never_lose_a_line(tmp_path: Path) -> None:

@@ -146,6 +146,39 @@ async def test_streamable_http_uses_the_key_tenant_and_connection_user(tmp_path:
                 assert r.status_code == status and r.json()["error"] in ("unauthorized", "forbidden")
 
 
+async def test_http_without_a_user_header_is_refused_unless_the_operator_named_a_default(tmp_path: Path) -> None:
+    """Review 2, issue 14: a request without X-Remem-User silently used a shared user "default", so every
+    header-less client of a tenant read and wrote the same memories."""
+    import httpx
+
+    from remem.server import ServerConfig
+
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+    accept = {"Accept": "application/json, text/event-stream"}
+    with running_server(tmp_path / "home") as srv:
+        async with httpx.AsyncClient() as raw:
+            r = await raw.post(srv.url + "/mcp", json=init, headers={**accept, "X-API-Key": srv.key_a})
+        assert r.status_code == 422 and r.json()["error"] == "invalid_input"
+        assert r.json()["message"].startswith("no X-Remem-User header: set it in the MCP client's configuration")
+        assert srv.memory.users() == []
+    with running_server(tmp_path / "home2", ServerConfig(rate_limit=0, mcp_user="alice")) as srv:
+        added = payload(await _session_call(srv.url + "/mcp", {"X-API-Key": srv.key_a}, "add_memory",
+                                            {"text": "Alice owns a red bike"}))
+        assert added["events"][0]["event"] == "ADD"
+        assert srv.memory.users() == ["acme:alice"]  # the operator's default, inside the key's tenant
+
+
+def test_header_resolver_refuses_a_missing_user(tmp_path: Path) -> None:
+    from remem import ValidationError
+    from remem.server.mcp import user_header
+
+    assert user_header({"X-Remem-User": "bob"}, None) == "bob"
+    assert user_header({"x-remem-user": "bob"}, "alice") == "bob"
+    assert user_header({}, "alice") == "alice"
+    with pytest.raises(ValidationError, match="no X-Remem-User header"):
+        user_header({"X-Remem-User": ""}, None)
+
+
 @pytest.mark.parametrize("tenant", [None, "acme"])
 def test_fixed_user_maps_into_the_tenant(tenant: str | None) -> None:
     resolve = fixed_user("alice", tenant)

@@ -3,8 +3,8 @@
 Systems in one run, on the same data and the same embedder: ``bm25-only`` and ``dense-only`` over the stored
 records (baselines), remem search configurations (:data:`REMEM_SYSTEMS`, scored at k) and ``remem-context``
 (:meth:`remem.Memory.context`, scored at each token budget of :data:`~remem.bench.metrics.BUDGETS`). The
-baselines and ``remem-hybrid`` are scored at the budgets too, filling the context with their top items in rank
-order. The stored records are the raw turns (one episode each) plus, when the loader attached them
+baselines, ``remem-bm25`` and ``remem-hybrid`` are scored at the budgets too, filling the context with their top
+items in rank order (every remem search configuration without neighbour expansion). The stored records are the raw turns (one episode each) plus, when the loader attached them
 (``--facts observations``), the history's facts. With an LM, the LLM pipeline's store (:data:`FACT_SYSTEMS`),
 and with ``graph`` also that store searched with graph facts fused in (:data:`GRAPH_SYSTEMS`): graph off and on
 in one run. ``stores`` adds the same remem configurations on other stores (a store spec each, e.g. ``markdown``),
@@ -43,7 +43,7 @@ REMEM_SYSTEMS: dict[str, SearchOptions] = {
 }
 
 #: Systems scored at a budget by filling it with their ranked items in order (no neighbours).
-FILL_SYSTEMS = ("bm25-only", "dense-only", "remem-hybrid")
+FILL_SYSTEMS = ("bm25-only", "dense-only", "remem-bm25", "remem-hybrid")
 #: remem context configurations measured at every budget: name -> options of Memory.context.
 CONTEXT_SYSTEMS: dict[str, ContextOptions] = {"remem-context": DEFAULT_CONTEXT_OPTIONS}
 #: ``--ablations``: the default context with one knob changed, measured in the same run.

@@ -315,6 +315,8 @@ def import_(
                                              "for mem0, the user of memories without a user_id.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="remem files: replace memories whose id exists.")]
     = False,
+    max_bytes: Annotated[int | None, typer.Option("--max-bytes", help="--from: largest JSON document read, after "
+                                                  "unzipping (default 268435456 = 256 MiB).")] = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
@@ -322,6 +324,8 @@ def import_(
     if source == "remem":
         if user is not None:
             raise ValidationError("--user applies to --from chatgpt, claude or mem0 (a remem export names its users)")
+        if max_bytes is not None:
+            raise ValidationError("--max-bytes applies to --from chatgpt, claude or mem0")
         with open_memory(home) as memory, progress_bar(f"importing {markup_safe(path.name)}") as update:
             if path.is_dir():
                 from ..markdown.transfer import import_markdown
@@ -337,7 +341,8 @@ def import_(
     if overwrite:
         raise ValidationError("--overwrite applies to remem export files only")
     with open_memory(home) as memory, progress_bar(f"importing {markup_safe(path.name)}") as update:
-        summary = import_export(memory, path, source, user_id=user, progress=update)
+        summary = import_export(memory, path, source, user_id=user, progress=update,
+                                **({} if max_bytes is None else {"max_bytes": max_bytes}))
     if as_json:
         emit_json(summary)
         return

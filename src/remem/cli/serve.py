@@ -58,7 +58,7 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
 
 def _check_server_options(max_body_bytes: int | None, rate_limit: float | None, rate_burst: int | None,
-                          mcp_user: str) -> None:
+                          mcp_user: str | None) -> None:
     """Bad option values are bad input (exit 2), not a configuration error found later."""
     if max_body_bytes is not None:
         check_int(max_body_bytes, "--max-body-bytes", minimum=1, maximum=2**30)
@@ -66,7 +66,8 @@ def _check_server_options(max_body_bytes: int | None, rate_limit: float | None, 
         check_float(rate_limit, "--rate-limit", minimum=0.0, maximum=1e6)
     if rate_burst is not None:
         check_int(rate_burst, "--rate-burst", minimum=0, maximum=1_000_000)
-    check_user_id(mcp_user)
+    if mcp_user is not None:
+        check_user_id(mcp_user)
 
 
 def _log_setup(level: str) -> None:
@@ -84,7 +85,8 @@ def serve(
     max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body (REMEM_MAX_BODY_BYTES).")] = None,
     rate_limit: Annotated[float | None, typer.Option(help="Requests/s per key, 0 = off (REMEM_RATE_LIMIT).")] = None,
     rate_burst: Annotated[int | None, typer.Option(help="Burst per key (REMEM_RATE_BURST).")] = None,
-    mcp_user: Annotated[str, typer.Option(help="User of /mcp calls without an X-Remem-User header.")] = "default",
+    mcp_user: Annotated[str | None, typer.Option(help="User of /mcp calls without an X-Remem-User header (default: "
+                                                 "none, such calls are refused).")] = None,
     no_mcp: Annotated[bool, typer.Option("--no-mcp", help="Do not serve MCP at /mcp.")] = False,
     log_requests_debug: Annotated[bool, typer.Option("--log-debug", help="Log raw paths and queries.")] = False,
     log_level: Annotated[LogLevel, typer.Option(help="Log level.")] = "info",
@@ -146,7 +148,9 @@ def _serve_workers(workers: int, *, host: str, port: int, home: Path | None, emb
 @app.command("mcp")
 def mcp_command(
     transport: Annotated[Literal["stdio", "http"], typer.Option(help="stdio or streamable HTTP.")] = "stdio",
-    user: Annotated[str, typer.Option(help="The user whose memories the tools read and write.")] = "default",
+    user: Annotated[str | None, typer.Option(help="stdio: the user whose memories the tools read and write "
+                                             "(default: 'default'). http: the user of calls without an "
+                                             "X-Remem-User header (default: none, such calls are refused).")] = None,
     tenant: Annotated[str | None, typer.Option(help="stdio: store the user inside this tenant.")] = None,
     host: Annotated[str, typer.Option(help="http: interface.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="http: port.", min=1, max=65535)] = 8765,
@@ -154,16 +158,17 @@ def mcp_command(
     embedder: EmbedderOpt = None,
 ) -> None:
     """MCP server. stdio: tools act for --user. http: at /mcp, a tenant API key is required and the user is the
-    X-Remem-User header, else --user. The model can never choose the user."""
+    X-Remem-User header, else --user when given (else the call is refused). The model can never choose the user."""
     from ..server.mcp import build_mcp_server, fixed_user, standalone_http_app
 
-    check_user_id(user)
+    if user is not None:
+        check_user_id(user)
     check_label(host, "--host", max_len=255)
     _log_setup("warning")  # stderr only: stdout carries the stdio protocol
     memory = _open_memory(home, embedder)
     try:
         if transport == "stdio":
-            server = build_mcp_server(memory, fixed_user(user, tenant), static_profile=True)
+            server = build_mcp_server(memory, fixed_user(user or "default", tenant), static_profile=True)
             server.run("stdio")
         else:
             import uvicorn

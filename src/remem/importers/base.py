@@ -1,9 +1,11 @@
-"""What every importer shares: reading the file with error positions, the summary, ids, and the write.
+"""What every importer shares: the field types of the format models, the summary, ids, and the write.
 
-An importer (``chatgpt``, ``claude``, ``mem0``) turns a parsed JSON document into a :class:`Parsed`: the
-records to store plus the items it left out and why. It validates the whole document first (pydantic models of
-the format; any error names its JSON path, e.g. ``$[3].mapping["a1"].message.author.role``) and raises
-:class:`~remem.errors.ImportFormatError` before anything is written.
+An importer (``chatgpt``, ``claude``, ``mem0``) turns a parsed JSON document (read by :mod:`.jsonfile`) into a
+:class:`Parsed`: the records to store plus the items it left out and why. It validates the whole document
+first (pydantic models of the format whose fields carry remem's input bounds — :data:`Label`, :data:`Text`,
+:data:`Seconds`, :data:`When`; any error names its JSON path, e.g. ``$[3].mapping["a1"].message.author.role``)
+and raises :class:`~remem.errors.ImportFormatError` before anything is written; :func:`build_record` turns any
+value the memory model still refuses into the same error at the item's path.
 
 :func:`write` then stores the records through :meth:`remem.Memory.add_records`:
 
@@ -21,18 +23,27 @@ the format; any error names its JSON path, e.g. ``$[3].mapping["a1"].message.aut
 from __future__ import annotations
 
 import json
+import math
 import uuid
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, TypeAdapter, computed_field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    computed_field,
+)
 from pydantic import ValidationError as PydanticValidationError
 
-from ..errors import ImportFormatError, NotFoundError
+from ..bounds import bad_char, check_datetime, check_label, refuse_epoch
+from ..errors import ImportFormatError, NotFoundError, ValidationError
 from ..memory.core import Memory
 from ..models import EventType, MemoryRecord
 
@@ -73,36 +84,6 @@ class Parsed(BaseModel):
     where: list[str] = Field(default_factory=list)
     skipped: list[Skipped] = Field(default_factory=list)
     conversations: int = 0
-
-
-def read_json(path: Path, *, zip_member: str | None = None) -> Any:
-    """The file's JSON value; ``ImportFormatError`` with the line and column of a syntax or encoding error.
-
-    A zip archive (the data exports come as one) is read at ``zip_member`` (e.g. ``conversations.json``).
-    """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ImportFormatError(f"cannot read {path}: {exc.strerror}", path=str(path)) from None
-    if zip_member is not None and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if n == zip_member or n.endswith("/" + zip_member)]
-            if not names:
-                raise ImportFormatError(f"{path}: the archive has no {zip_member}", path=str(path))
-            raw = archive.read(names[0])
-        path = Path(f"{path}:{names[0]}")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ImportFormatError(f"{path}:{line}: not valid UTF-8", path=str(path), line=line) from None
-    if not text.strip():
-        raise ImportFormatError(f"{path} is empty", path=str(path))
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFormatError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})", path=str(path),
-                                line=exc.lineno, column=exc.colno) from None
 
 
 def json_path(loc: Sequence[int | str]) -> str:
@@ -147,7 +128,71 @@ def record_id(user_id: str, source: str, *parts: str) -> str:
 
 
 def from_timestamp(seconds: float | None) -> datetime | None:
+    """Unix seconds as a UTC datetime (the value passed :data:`Seconds`, so it is in range)."""
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+# -- field types of the format models: remem's input bounds, checked where pydantic knows the JSON path -------
+def _field(info: ValidationInfo) -> str:
+    return info.field_name or "value"
+
+
+def _label(value: str, info: ValidationInfo) -> str:
+    return check_label(value, _field(info))
+
+
+def _storable(value: Any, info: ValidationInfo) -> Any:
+    """A string must be storable (no NUL, no lone surrogate); other values pass."""
+    if isinstance(value, str) and (problem := bad_char(value)) is not None:
+        raise ValidationError(f"{_field(info)} {problem}")
+    return value
+
+
+def _seconds(value: float | None, info: ValidationInfo) -> float | None:
+    if value is None:
+        return None
+    try:
+        if math.isfinite(value):
+            datetime.fromtimestamp(value, UTC)
+            return value
+    except (OverflowError, ValueError, OSError):
+        pass
+    raise ValidationError(f"{_field(info)} {value!r} is not a time: seconds since 1970-01-01 within the years "
+                          "1 to 9999")
+
+
+def _iso(value: Any, info: ValidationInfo) -> Any:
+    return refuse_epoch(value, info)
+
+
+def _aware(value: datetime | None, info: ValidationInfo) -> datetime | None:
+    return None if value is None else check_datetime(value, _field(info))
+
+
+#: An id or name that becomes a label of a memory (source id, session id, speaker, user): remem's label rules.
+Label = Annotated[str, AfterValidator(_label)]
+#: Text that is stored (a message, a title): no NUL, no lone surrogate (its length is the importer's call).
+Text = Annotated[str, AfterValidator(_storable)]
+#: Any JSON value whose strings, when it is one, must be storable (a message part).
+Part = Annotated[Any, AfterValidator(_storable)]
+#: Unix seconds a datetime can hold (finite, years 1 to 9999): ``1e20``, ``-1e12`` and ``NaN`` are refused.
+Seconds = Annotated[float | None, AfterValidator(_seconds)]
+#: An ISO 8601 time (not a number) with a UTC form a datetime can hold.
+When = Annotated[datetime | None, BeforeValidator(_iso), AfterValidator(_aware)]
+
+
+def build_record(path: Path, loc: Sequence[int | str], **fields: Any) -> MemoryRecord:
+    """``MemoryRecord(**fields)``; a value it refuses is an ``ImportFormatError`` at ``loc`` (the safety net
+    behind the format models' checks: every malformed input names its position)."""
+    try:
+        return MemoryRecord(**fields)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        field = ".".join(str(p) for p in first["loc"])
+        raise fail(path, loc, f"{field}: {message}" if field else message) from None
+    except ValidationError as exc:
+        raise fail(path, loc, exc.message) from None
 
 
 def write(memory: Memory, parsed: Parsed, summary: ImportSummary, *, dedupe: bool,

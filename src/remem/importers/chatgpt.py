@@ -4,19 +4,26 @@ Format followed (the export as produced since 2023; fields not listed are ignore
 conversations ``{"id" | "conversation_id", "title", "create_time": float seconds, "current_node", "mapping"}``;
 ``mapping`` is the message tree, node id -> ``{"id", "parent", "children": [ids], "message": null | {"id",
 "author": {"role": "user"|"assistant"|"system"|"tool", "name"}, "create_time": float | null, "content":
-{"content_type", "parts": [...] | "text": str}, "metadata": {...}}}``.
+{"content_type", "parts": [...] | "text": str}, "recipient": "all" | a tool's name, "metadata": {...}}}``.
 
 What becomes a memory: every message of the tree, every branch (a regenerated answer, an edited question) in
 tree order, as an ``episode`` of the user with ``session_id`` = conversation id, ``source_ids`` = [message id],
 ``observed_at`` = the message's ``create_time`` (else the conversation's), ``role`` = author role, ``speaker`` =
-author name, ``seq`` = its position, and ``metadata["import"]`` = source, conversation title, whether it is on
-the conversation's current branch, and the model slug. Its text is the string parts joined (``text`` and
-``multimodal_text`` content; images and files have no text), or ``content.text`` for ``code``.
+author name, ``seq`` = its position, and ``metadata["import"]`` = source, conversation title (its first 500
+characters), whether it is on the conversation's current branch, and the model slug. Its text is the string
+parts joined (``text`` and ``multimodal_text`` content; images and files have no text), or ``content.text`` for
+``code`` shown to the user.
 
-Left out, with the reason in the summary: tool messages (browsing, code output), messages hidden from the
+Left out, with the reason in the summary: tool calls (a message whose ``recipient`` is not ``all``: code sent to
+``python``, a ``dalle.text2im`` prompt, a browser query), tool messages (their output), messages hidden from the
 conversation (``metadata.is_visually_hidden_from_conversation``: system prompts, custom instructions), other
 content types (reasoning summaries, ``user_editable_context``…), messages without text, a repeated message id,
-and messages longer than ``REMEM_MAX_TEXT_CHARS``.
+a repeated conversation (the same id twice in the file: the first is imported) and messages longer than
+``REMEM_MAX_TEXT_CHARS``.
+
+Refused (``ImportFormatError`` naming the JSON path, nothing written): ids and author names that are not
+remem labels (control characters, over 200 characters), text with a NUL or a lone surrogate, and a
+``create_time`` that is no time (``1e20``, ``-1e12``, ``NaN``: Unix seconds must fall in the years 1 to 9999).
 """
 
 from __future__ import annotations
@@ -26,8 +33,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..models import MemoryRecord
-from .base import Parsed, Skipped, from_timestamp, json_path, record_id, validate_list
+from ..bounds import shown
+from .base import (
+    Label,
+    Parsed,
+    Part,
+    Seconds,
+    Skipped,
+    Text,
+    build_record,
+    fail,
+    from_timestamp,
+    json_path,
+    record_id,
+    validate_list,
+)
 
 SOURCE = "chatgpt"
 WHAT = "ChatGPT conversations.json export"
@@ -39,23 +59,28 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+#: Longest conversation title kept in a memory's metadata (longer ones are cut; the title is only a label).
+MAX_TITLE_CHARS = 500
+
+
 class Author(_Lenient):
     role: str
-    name: str | None = None
+    name: Label | None = None
 
 
 class Content(_Lenient):
     content_type: str
-    parts: list[Any] | None = None
-    text: str | None = None
+    parts: list[Part] | None = None
+    text: Text | None = None
 
 
 class Message(_Lenient):
-    id: str
+    id: Label
     author: Author
-    create_time: float | None = None
+    create_time: Seconds = None
     content: Content
     metadata: dict[str, Any] | None = None
+    recipient: str | None = None
 
 
 class Node(_Lenient):
@@ -66,10 +91,10 @@ class Node(_Lenient):
 
 
 class Conversation(_Lenient):
-    id: str | None = None
-    conversation_id: str | None = None
-    title: str | None = None
-    create_time: float | None = None
+    id: Label | None = None
+    conversation_id: Label | None = None
+    title: Text | None = None
+    create_time: Seconds = None
     current_node: str | None = None
     mapping: dict[str, Node]
 
@@ -87,16 +112,24 @@ class Conversation(_Lenient):
 def parse(path: Path, data: Any, *, user_id: str, max_chars: int) -> Parsed:
     """Validate the whole export, then map it (see the module docstring)."""
     conversations = validate_list(path, data, Conversation, WHAT)
-    out = Parsed(conversations=len(conversations))
+    out = Parsed()
+    conversation_keys: set[str] = set()
     for c_index, conv in enumerate(conversations):
+        if conv.key in conversation_keys:
+            out.skipped.append(Skipped(where=json_path((c_index,)), reason="duplicate conversation"))
+            continue
+        conversation_keys.add(conv.key)
+        out.conversations += 1
         current = _current_branch(conv)
+        title = conv.title[:MAX_TITLE_CHARS] if conv.title is not None else None
         seen: set[str] = set()
         seq = 0
         for node_key in _tree_order(conv):
             msg = conv.mapping[node_key].message
             if msg is None:
                 continue
-            where = json_path((c_index, "mapping", node_key, "message"))
+            loc = (c_index, "mapping", node_key, "message")
+            where = json_path(loc)
             text, reason = _text(msg)
             if reason is None and msg.id in seen:
                 reason = "duplicate message id"
@@ -106,12 +139,16 @@ def parse(path: Path, data: Any, *, user_id: str, max_chars: int) -> Parsed:
                 out.skipped.append(Skipped(where=where, reason=reason))
                 continue
             seen.add(msg.id)
-            meta: dict[str, Any] = {"source": SOURCE, "conversation_title": conv.title,
+            meta: dict[str, Any] = {"source": SOURCE, "conversation_title": title,
                                     "branch": "current" if node_key in current else "other"}
-            if msg.metadata and isinstance(msg.metadata.get("model_slug"), str):
-                meta["model"] = msg.metadata["model_slug"]
-            out.records.append(MemoryRecord(
-                id=record_id(user_id, SOURCE, conv.key, msg.id), user_id=user_id, text=text, kind="episode",
+            slug = msg.metadata.get("model_slug") if msg.metadata else None
+            if isinstance(slug, str):
+                meta["model"] = slug
+            elif slug is not None:
+                raise fail(path, (*loc, "metadata", "model_slug"), f"must be a string, got {shown(slug, 30)}")
+            out.records.append(build_record(
+                path, loc, id=record_id(user_id, SOURCE, conv.key, msg.id), user_id=user_id, text=text,
+                kind="episode",
                 observed_at=from_timestamp(msg.create_time if msg.create_time is not None else conv.create_time),
                 source_ids=[msg.id], role=msg.author.role, speaker=msg.author.name, session_id=conv.key,
                 seq=seq, metadata={"import": meta}))
@@ -125,7 +162,9 @@ def _text(msg: Message) -> tuple[str, str | None]:
     if msg.author.role == "tool":
         return "", "tool message"
     if msg.author.role not in ROLES:
-        return "", f"author role {msg.author.role!r}"
+        return "", f"author role {shown(msg.author.role, 40)}"
+    if msg.recipient not in (None, "all"):  # addressed to a tool (python, dalle.text2im, browser...)
+        return "", "tool call"
     if msg.metadata and msg.metadata.get("is_visually_hidden_from_conversation"):
         return "", "hidden from the conversation"
     content = msg.content
@@ -136,7 +175,7 @@ def _text(msg: Message) -> tuple[str, str | None]:
     elif content.content_type == "code":
         text = content.text or ""
     else:
-        return "", f"content type {content.content_type!r}"
+        return "", f"content type {shown(content.content_type, 40)}"
     text = text.strip()
     return (text, None) if text else ("", "no text")
 

@@ -14,20 +14,23 @@ A text the user already has (remem's exact-duplicate check) is not stored twice.
 
 Left out, with the reason in the summary: memories without text, a repeated mem0 id and texts longer than
 ``REMEM_MAX_TEXT_CHARS``.
+
+Refused (``ImportFormatError`` naming the JSON path, nothing written): an invalid user id or category, ids
+that are not remem labels, text with a NUL or a lone surrogate, times that are not ISO 8601 or out of range,
+and metadata beyond remem's metadata limits (JSON types, 8 levels, 16 KiB).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import ValidationError
-from ..models import MemoryRecord, utcnow
+from ..models import utcnow
 from ..validation import check_categories, check_user_id
-from .base import Parsed, Skipped, fail, json_path, record_id, validate_list
+from .base import Label, Parsed, Skipped, Text, When, build_record, fail, json_path, record_id, validate_list
 
 SOURCE = "mem0"
 WHAT = "Mem0 get_all export"
@@ -36,16 +39,16 @@ WHAT = "Mem0 get_all export"
 class Mem0Memory(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    id: str
-    memory: str
+    id: Label
+    memory: Text
     user_id: str | None = None
-    agent_id: str | None = None
-    run_id: str | None = None
-    hash: str | None = None
+    agent_id: Label | None = None
+    run_id: Label | None = None
+    hash: Label | None = None
     metadata: dict[str, Any] | None = None
     categories: list[str] | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: When = None
+    updated_at: When = None
 
 
 def parse(path: Path, data: Any, *, user_id: str | None, max_chars: int) -> Parsed:
@@ -87,8 +90,9 @@ def parse(path: Path, data: Any, *, user_id: str | None, max_chars: int) -> Pars
             info["metadata_import"] = metadata["import"]
         metadata["import"] = info
         created = item.created_at or utcnow()
-        out.records.append(MemoryRecord(
-            id=record_id(owner, SOURCE, item.id), user_id=owner, text=text, kind="fact", categories=categories,
+        out.records.append(build_record(
+            path, loc, id=record_id(owner, SOURCE, item.id), user_id=owner, text=text, kind="fact",
+            categories=categories,
             created_at=created, updated_at=item.updated_at or created, source_ids=[item.id],
             session_id=item.run_id, metadata=metadata))
         out.where.append(where)

@@ -7,6 +7,10 @@ Install ``remem[langchain]`` (``langchain-core``). Two ``BaseTool`` classes, nam
   (``memory_tools(memory, user_id="alice")``). Their argument schemas have no user field: a model can only
   reach the user the host chose. Search is remem's hybrid search; save stores the text as a ``fact`` (an exact
   duplicate of a live memory is not stored twice and answers "Already known.").
+  A bad argument never ends the agent run: a :class:`remem.RememError` (an empty query, a 1,000-character
+  category, a lone surrogate) becomes a ``ToolException`` that LangChain hands back to the model as the tool's
+  output (``handle_tool_error=True``: a ``ToolMessage`` with ``status="error"`` reading ``invalid_input: query is
+  empty``), and so does an argument that fails the schema (``handle_validation_error``).
 * :class:`RememChatMessageHistory` keeps a session's messages as ``episode`` memories (one per message, in
   order; see :mod:`remem.integrations._transcript`), so they are searchable long-term memory too. Human, AI and
   system messages with text are kept (the full message, via ``message_to_dict``); tool messages and an AI
@@ -16,7 +20,7 @@ Install ``remem[langchain]`` (``langchain-core``). Two ``BaseTool`` classes, nam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForToolRun
@@ -30,11 +34,13 @@ from langchain_core.messages import (
     message_to_dict,
     messages_from_dict,
 )
-from langchain_core.tools import BaseTool
+from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
+from ..errors import RememError
 from ..memory.core import Memory
-from ..validation import check_categories, check_user_id
+from ..validation import check_categories, check_text, check_user_id
 from ._render import render_hits, render_saved
 from ._transcript import Role, Transcript, Turn
 
@@ -50,13 +56,29 @@ class SaveMemoryInput(BaseModel):
     categories: list[str] = Field(default_factory=list, description="Optional labels, e.g. ['preferences'].")
 
 
+def tool_error(exc: RememError) -> ToolException:
+    """The ``ToolException`` a model sees for a remem error: ``"<code>: <message>"``."""
+    return ToolException(f"{exc.code}: {exc.message}")
+
+
+def _schema_error(exc: Any) -> str:
+    """The tool output for arguments that fail the tool's schema (pydantic's message, one line per field)."""
+    if isinstance(exc, PydanticValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors())
+        return f"invalid_input: {problems}"
+    return f"invalid_input: {exc}"
+
+
 class _UserBoundTool(BaseTool):
-    """A tool bound by the host to one remem user (the model never names the user)."""
+    """A tool bound by the host to one remem user (the model never names the user); remem errors and schema
+    errors are tool output for the model, not exceptions of the run."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     memory: Memory = Field(exclude=True)
     user_id: str
+    handle_tool_error: bool | str | Callable[[ToolException], Any] | None = True
+    handle_validation_error: bool | str | Callable[[Any], str] | None = _schema_error
 
     def __init__(self, **data: Any) -> None:
         check_user_id(data.get("user_id"))  # remem's InvalidUserIdError, before pydantic wraps it
@@ -73,7 +95,10 @@ class SearchMemoryTool(_UserBoundTool):
     limit: int = 5
 
     def _run(self, query: str, run_manager: CallbackManagerForToolRun | None = None) -> str:
-        return render_hits(self.memory.search(query, user_id=self.user_id, limit=self.limit))
+        try:
+            return render_hits(self.memory.search(query, user_id=self.user_id, limit=self.limit))
+        except RememError as exc:
+            raise tool_error(exc) from exc
 
 
 class SaveMemoryTool(_UserBoundTool):
@@ -86,8 +111,12 @@ class SaveMemoryTool(_UserBoundTool):
 
     def _run(self, text: str, categories: Sequence[str] = (), run_manager: CallbackManagerForToolRun | None = None
              ) -> str:
-        result = self.memory.add(text, user_id=self.user_id, categories=check_categories(list(categories)),
-                                 actor=SOURCE)
+        try:
+            check_text(text, self.memory.settings.max_text_chars, "text")  # named as the tool's argument
+            result = self.memory.add(text, user_id=self.user_id, categories=check_categories(list(categories)),
+                                     actor=SOURCE)
+        except RememError as exc:
+            raise tool_error(exc) from exc
         return render_saved(result)
 
 

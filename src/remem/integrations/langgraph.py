@@ -9,8 +9,14 @@ How a namespace maps onto remem
 * One label of the namespace is the **remem user** (``user_label``, default 0: ``("alice", "memories")``).
   It is the isolation boundary: every read and write is one :class:`remem.Memory` call scoped to that user, so
   ``search(("alice",), query=...)`` can never return bob's items. A ``search`` whose prefix does not reach the
-  user label is refused (``InvalidNamespaceError``); ``list_namespaces`` without a user lists every user's
-  namespaces (it is the host's call, never a model's).
+  user label is refused (``InvalidNamespaceError``).
+* **Which users a store reaches.** ``RememStore(memory, users=["alice"])`` (or ``users="alice"``) binds the
+  store to those users: an operation on any other user's namespace is refused (``InvalidNamespaceError``), and
+  ``list_namespaces()`` without a user in its prefix lists only theirs. An unbound store (``users=None``, the
+  default) reaches every user its namespaces name — the graph's code chooses the user, as in LangGraph — but
+  ``list_namespaces()`` without a user in its prefix (no prefix, a ``"*"`` at the user label, a suffix only) is
+  refused unless the host built it with ``list_all_users=True``: listing across users (every tenant's, on a
+  shared server) is an admin's explicit choice, never a default.
 * The other labels become **categories**: ``("alice", "memories", "work")`` is stored with the categories
   ``langgraph``, ``langgraph/memories`` and ``langgraph/memories/work`` (lower-cased like every remem
   category; a path longer than 64 characters is replaced by ``langgraph#<sha256 prefix>``), so a prefix search is
@@ -29,6 +35,11 @@ How a namespace maps onto remem
   items come newest first. ``filter`` matches values like LangGraph's own stores (exact values, nested objects,
   ``$eq $ne $gt $gte $lt $lte``), applied after the store's category filter.
 * TTLs are not supported (``supports_ttl = False``): LangGraph refuses ``ttl=`` before calling the store.
+* **Limits.** Namespace labels follow LangGraph's rules (non-empty, no ``.``) and remem's label rules (no
+  control characters, no lone surrogate); a key must be storable text (no NUL, no lone surrogate). The value,
+  namespace and key are kept in the memory's metadata, so together they obey remem's metadata limits: JSON
+  types (no NaN), values nested at most 6 deep (8 levels of metadata minus two for ``langgraph.value``) and
+  16 KiB as JSON. Beyond them, ``put`` raises :class:`remem.ValidationError` naming the path.
 """
 
 from __future__ import annotations
@@ -54,7 +65,9 @@ from langgraph.store.base import (
     SearchOp,
 )
 from langgraph.store.base.embed import get_text_at_path
+from pydantic import ValidationError as PydanticValidationError
 
+from ..bounds import bad_char, shown
 from ..errors import ConfigurationError, NotFoundError, ValidationError
 from ..memory.aio import AsyncMemory
 from ..memory.core import Memory
@@ -74,17 +87,28 @@ class RememStore(BaseStore):
 
     ``memory``: a :class:`remem.Memory` or :class:`remem.AsyncMemory`. ``user_label``: index of the namespace
     label that names the remem user. ``index``: LangGraph's index config; only ``fields`` is used (remem embeds
-    with its own embedder, so ``embed``/``dims`` are refused with a ``ConfigurationError``).
+    with its own embedder, so ``embed``/``dims`` are refused with a ``ConfigurationError``). ``users``: the
+    only users this store reaches (one id or several); ``list_all_users``: let an unbound store's
+    ``list_namespaces`` list every user's namespaces (see the module docstring).
     """
 
     supports_ttl = False
 
     def __init__(self, memory: Memory | AsyncMemory, *, user_label: int = 0,
-                 index: Mapping[str, Any] | None = None) -> None:
+                 index: Mapping[str, Any] | None = None, users: str | Iterable[str] | None = None,
+                 list_all_users: bool = False) -> None:
         self.memory: Memory = memory.sync if isinstance(memory, AsyncMemory) else memory
         if not isinstance(user_label, int) or user_label < 0:
             raise ValidationError(f"user_label must be a non-negative integer, got {user_label!r}")
         self.user_label = user_label
+        if isinstance(users, str):
+            users = [users]
+        self.users: list[str] | None = None if users is None else sorted({check_user_id(u) for u in users})
+        if self.users is not None and not self.users:
+            raise ConfigurationError("users=[] binds the store to nobody: name at least one user, or None")
+        if list_all_users and self.users is not None:
+            raise ConfigurationError("list_all_users=True is for a store not bound to users (users=None)")
+        self.list_all_users = bool(list_all_users)
         config = dict(index or {})
         extra = set(config) - {"fields"}
         if extra:
@@ -120,7 +144,12 @@ class RememStore(BaseStore):
             raise InvalidNamespaceError(
                 f"namespace {namespace} has no user label at position {self.user_label}: remem scopes every "
                 "read and write to one user")
-        return check_user_id(namespace[self.user_label])
+        return self._allowed(check_user_id(namespace[self.user_label]))
+
+    def _allowed(self, user: str) -> str:
+        if self.users is not None and user not in self.users:
+            raise InvalidNamespaceError(f"user {user!r} is not one of this store's users ({', '.join(self.users)})")
+        return user
 
     def _rest(self, namespace: tuple[str, ...]) -> tuple[str, ...]:
         return namespace[: self.user_label] + namespace[self.user_label + 1 :]
@@ -185,6 +214,9 @@ class RememStore(BaseStore):
         if not isinstance(op.value, Mapping):
             raise ValidationError(f"a LangGraph store value must be a mapping, got {type(op.value).__name__}")
         value = dict(op.value)
+        if not isinstance(op.key, str) or (problem := bad_char(op.key)) is not None:
+            raise ValidationError(f"key {shown(op.key)} of {op.namespace} "
+                                  f"{problem or 'must be a string'}", field="key")
         try:
             json.dumps(value)
         except (TypeError, ValueError) as exc:
@@ -195,11 +227,16 @@ class RememStore(BaseStore):
             text, indexed = self._text(value, None if op.index is None else list(op.index))
         meta = {SOURCE: {"namespace": list(op.namespace), "key": op.key, "value": value, "indexed": indexed}}
         categories = self._categories(op.namespace)
-        if live is not None:
-            self.memory.update(live.id, text, user_id=user, categories=categories, metadata=meta, actor=SOURCE)
-            return
-        record = MemoryRecord(id=self._id(op.namespace, op.key, generation), user_id=user, text=text, kind="fact",
-                              categories=categories, metadata=meta)
+        try:
+            if live is not None:
+                self.memory.update(live.id, text, user_id=user, categories=categories, metadata=meta, actor=SOURCE)
+                return
+            record = MemoryRecord(id=self._id(op.namespace, op.key, generation), user_id=user, text=text,
+                                  kind="fact", categories=categories, metadata=meta)
+        except PydanticValidationError as exc:  # a value beyond the metadata limits (module docstring)
+            first = exc.errors()[0]
+            raise ValidationError(f"cannot store {op.namespace}/{shown(op.key)}: "
+                                  f"{first['msg'].removeprefix('Value error, ')}", field="value") from None
         self.memory.add_records([record], actor=SOURCE, dedupe=False)
 
     def _search(self, op: SearchOp) -> list[SearchItem]:
@@ -261,19 +298,30 @@ class RememStore(BaseStore):
         return sorted(namespaces)[op.offset : op.offset + op.limit]
 
     def _users_named(self, conditions: Sequence[MatchCondition]) -> list[str]:
-        """The one user a prefix condition names, else every user (the host's view, not a model's)."""
+        """The one user a prefix condition names; else the store's users, or every user when the host opted in
+        (``list_all_users``); else ``InvalidNamespaceError``."""
         for c in conditions:
             if c.match_type == "prefix" and len(c.path) > self.user_label and c.path[self.user_label] != "*":
-                return [check_user_id(c.path[self.user_label])]
-        return self.memory.users()
+                return [self._allowed(check_user_id(c.path[self.user_label]))]
+        if self.users is not None:
+            return list(self.users)
+        if self.list_all_users:
+            return self.memory.users()
+        raise InvalidNamespaceError(
+            "list_namespaces without a user in the prefix would list every user's namespaces: give the user "
+            f"(prefix with the user at position {self.user_label}), bind the store (RememStore(memory, "
+            "users=[...])) or, for an admin's view, build it with list_all_users=True")
 
 
 def _check_labels(namespace: tuple[str, ...]) -> None:
-    """LangGraph's label rules, also for ops passed straight to ``batch`` (which skip BaseStore's checks)."""
+    """LangGraph's label rules (also for ops passed straight to ``batch``, which skip BaseStore's checks) and
+    remem's: no control character, no lone surrogate (a label becomes part of a category)."""
     for label in namespace:
-        if not isinstance(label, str) or not label or "." in label or "\x00" in label:
+        if (not isinstance(label, str) or not label or "." in label or bad_char(label) is not None
+                or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in label)):
             raise InvalidNamespaceError(
-                f"invalid namespace label {label!r} in {namespace}: labels are non-empty strings without '.'")
+                f"invalid namespace label {shown(label)} in {shown(namespace, 120)}: labels are non-empty strings without "
+                "'.', control characters or lone surrogates")
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -7,20 +7,23 @@ Install ``remem[llamaindex]`` (``llama-index-core``)::
         RememMemoryBlock(memory=memory, user_id="alice")])
     await agent.run("What should I cook tonight?", memory=chat_memory)
 
-* **Reading** (``aget``): the latest user message is the query; the block returns the user's most relevant
-  memories (remem's hybrid search, ``limit`` hits, at most about ``max_tokens`` tokens at 4 characters a token),
-  one dated line each, which LlamaIndex's ``Memory`` inserts into the system message (or the user message:
-  its ``insert_method``). When :class:`remem.Memory` has ``context()`` the block asks it instead
-  (``memory.context(query, user_id=..., max_tokens=...)``), feature-detected, so nothing changes here then.
+* **Reading** (``aget``): the latest user message is the query; the block's text is
+  :meth:`remem.Memory.context` for it within ``max_tokens`` cl100k tokens — Markdown, ``## About the user``
+  (core facts) then ``## Relevant memories`` (dated facts and conversation excerpts) — which LlamaIndex's
+  ``Memory`` inserts into the system message (or the user message: its ``insert_method``). A message remem
+  cannot search (over ``REMEM_MAX_TEXT_CHARS``, a NUL, a lone surrogate) gives no block (and a warning in the
+  log, without the text) rather than ending the agent's run.
 * **Writing** (``aput``): messages that LlamaIndex's ``Memory`` flushes out of its short-term window are stored
   as ``episode`` memories of the user, in order, in a remem session named after LlamaIndex's ``session_id``.
-  Tool messages and empty messages are left out.
+  Tool messages and empty messages are left out; so is a message remem cannot store (the same rules as a
+  query), with a warning in the log, so one bad message does not end the run.
 * The user is fixed by the host when it builds the block; nothing a model says can change it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from typing import Any
 
@@ -28,15 +31,14 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.memory.memory import BaseMemoryBlock
 from pydantic import ConfigDict, Field
 
+from ..errors import ValidationError
 from ..memory.core import Memory
-from ..models import SearchHit
-from ..validation import check_user_id
-from ._render import render_hits
+from ..validation import check_text, check_user_id
 from ._transcript import Role, Transcript, Turn
 
 SOURCE = "llamaindex"
 DEFAULT_SESSION = "llamaindex"
-CHARS_PER_TOKEN = 4
+log = logging.getLogger(__name__)
 _ROLES: dict[str, Role] = {MessageRole.USER.value: "user", MessageRole.ASSISTANT.value: "assistant",
                            MessageRole.SYSTEM.value: "system"}
 
@@ -49,8 +51,8 @@ class RememMemoryBlock(BaseMemoryBlock[str]):
     name: str = Field(default="remem", description="The block's name in LlamaIndex's memory template.")
     memory: Memory = Field(exclude=True)
     user_id: str
-    limit: int = Field(default=5, ge=1, le=100, description="Most memories to put into the context.")
-    max_tokens: int = Field(default=500, ge=1, description="Rough token budget of the block's text.")
+    max_tokens: int = Field(default=500, ge=1, le=200_000, description="Token budget of the block's text "
+                            "(cl100k tokens, as Memory.context counts them).")
 
     def __init__(self, **data: Any) -> None:
         check_user_id(data.get("user_id"))  # remem's InvalidUserIdError, before pydantic wraps it
@@ -64,20 +66,13 @@ class RememMemoryBlock(BaseMemoryBlock[str]):
         return await asyncio.to_thread(self.context, query)
 
     def context(self, query: str) -> str:
-        """The text this block contributes for ``query`` ("" when nothing matches)."""
-        build = getattr(self.memory, "context", None)
-        if callable(build):  # Memory.context(), once it exists: the library decides what fits
-            result = build(query, user_id=self.user_id, max_tokens=self.max_tokens)
-            return str(getattr(result, "text", result))
-        hits = self.memory.search(query, user_id=self.user_id, limit=self.limit)
-        budget = self.max_tokens * CHARS_PER_TOKEN
-        kept: list[SearchHit] = []
-        for hit in hits:
-            budget -= len(hit.record.text) + 16  # the line's number and date
-            if budget < 0 and kept:
-                break
-            kept.append(hit)
-        return render_hits(kept) if kept else ""
+        """The text this block contributes for ``query`` (``Memory.context(...).text``; "" when nothing matches
+        or the query is not searchable)."""
+        try:
+            return self.memory.context(query, user_id=self.user_id, max_tokens=self.max_tokens).text
+        except ValidationError as exc:
+            log.warning("remem memory block: the user message was not searched (%s)", exc.message)
+            return ""
 
     async def _aput(self, messages: list[ChatMessage]) -> None:
         by_session: defaultdict[str, list[Turn]] = defaultdict(list)
@@ -85,6 +80,11 @@ class RememMemoryBlock(BaseMemoryBlock[str]):
             role = _ROLES.get(str(getattr(m.role, "value", m.role)))
             text = (m.content or "").strip()
             if role is None or not text:
+                continue
+            try:
+                check_text(text, self.memory.settings.max_text_chars, "message")
+            except ValidationError as exc:
+                log.warning("remem memory block: a %s message was not stored (%s)", role, exc.message)
                 continue
             session = m.additional_kwargs.get("session_id") or DEFAULT_SESSION
             by_session[str(session)].append(Turn(role=role, text=text))

@@ -11,7 +11,10 @@ Install ``remem[openai-agents]``.
   valid model input. ``pop_item``/``clear_session`` soft-delete. ``infer=True`` also runs remem's LLM pipeline
   on each new batch of messages (facts with sources; it needs ``Memory(lm=...)``).
 * :func:`memory_tools` returns ``search_memory(query)`` and ``save_memory(text)`` as ``FunctionTool``\\ s whose
-  user is fixed when the host builds them: the JSON schema the model sees has no user field.
+  user is fixed when the host builds them: the JSON schema the model sees has no user field. A
+  :class:`remem.RememError` (an empty query, a lone surrogate) is the tool's output, ``invalid_input: query is
+  empty``, so the model sees what was wrong and the run goes on (the SDK's default would hide the reason);
+  any other exception gets the SDK's default message.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import asyncio
 import json
 from typing import Any
 
-from agents import FunctionTool, function_tool
+from agents import FunctionTool, RunContextWrapper, function_tool
 from agents.items import TResponseInputItem
+from agents.tool import default_tool_error_function
 
+from ..errors import RememError
 from ..memory.core import Memory
-from ..validation import check_user_id
+from ..validation import check_text, check_user_id
 from ._render import render_hits, render_saved
 from ._transcript import Role, Transcript, Turn
 
@@ -108,6 +113,16 @@ def memory_tools(memory: Memory, *, user_id: str, limit: int = 5) -> list[Functi
         Args:
             text: The fact, as a self-contained sentence (e.g. "Alice is vegan").
         """
+        check_text(text, memory.settings.max_text_chars, "text")  # named as the tool's argument
         return render_saved(await asyncio.to_thread(memory.add, text, user_id=user, actor=SOURCE))
 
-    return [function_tool(search_memory), function_tool(save_memory)]
+    return [function_tool(search_memory, failure_error_function=tool_error),
+            function_tool(save_memory, failure_error_function=tool_error)]
+
+
+def tool_error(ctx: RunContextWrapper[Any], error: Exception) -> str:
+    """What the model reads when a memory tool fails: ``"<code>: <message>"`` for a remem error (its messages
+    quote no memory text), the SDK's default for anything else."""
+    if isinstance(error, RememError):
+        return f"{error.code}: {error.message}"
+    return default_tool_error_function(ctx, error)

@@ -8,6 +8,12 @@ Install ``remem[pydantic-ai]``::
 The host puts the :class:`remem.Memory` and the user id in the deps of each run; the tools' parameters (what the
 model fills in) are only ``query`` and ``text``, so a model cannot reach another user. A host with its own deps
 type subclasses :class:`RememDeps` (a dataclass) and adds its fields.
+
+A bad argument never ends the run by itself: a :class:`remem.RememError` (an empty query, a lone surrogate, a
+text over ``REMEM_MAX_TEXT_CHARS``) becomes Pydantic AI's ``ModelRetry``, so the model reads
+``invalid_input: query is empty`` in a retry prompt and can call again or answer. As for every Pydantic AI
+tool, a model that keeps failing past the toolset's ``max_retries`` (1 by default) ends the run with
+``UnexpectedModelBehavior``.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from pydantic_ai import FunctionToolset, RunContext
+from pydantic_ai import FunctionToolset, ModelRetry, RunContext
 
+from ..errors import RememError
 from ..memory.core import Memory
-from ..validation import check_user_id
+from ..validation import check_text, check_user_id
 from ._render import render_hits, render_saved
 
 SOURCE = "pydantic_ai"
@@ -43,7 +50,10 @@ async def search_memory(ctx: RunContext[RememDeps], query: str) -> str:
         query: What to look for.
     """
     deps = ctx.deps
-    hits = await asyncio.to_thread(deps.memory.search, query, user_id=deps.user_id, limit=deps.search_limit)
+    try:
+        hits = await asyncio.to_thread(deps.memory.search, query, user_id=deps.user_id, limit=deps.search_limit)
+    except RememError as exc:
+        raise ModelRetry(f"{exc.code}: {exc.message}") from exc
     return render_hits(hits)
 
 
@@ -54,7 +64,12 @@ async def save_memory(ctx: RunContext[RememDeps], text: str) -> str:
         text: The fact, as a self-contained sentence (e.g. "Alice is vegan").
     """
     deps = ctx.deps
-    return render_saved(await asyncio.to_thread(deps.memory.add, text, user_id=deps.user_id, actor=SOURCE))
+    try:
+        check_text(text, deps.memory.settings.max_text_chars, "text")  # named as the tool's argument
+        result = await asyncio.to_thread(deps.memory.add, text, user_id=deps.user_id, actor=SOURCE)
+    except RememError as exc:
+        raise ModelRetry(f"{exc.code}: {exc.message}") from exc
+    return render_saved(result)
 
 
 #: ``search_memory`` and ``save_memory`` as one toolset:

@@ -46,7 +46,7 @@ class ServerConfig(BaseModel):
     rate_burst: int = Field(default=100, ge=0, le=1_000_000)
     debug: bool = False
     mcp: bool = True
-    mcp_user: str = Field(default="default", max_length=128)
+    mcp_user: str | None = Field(default=None, max_length=128)  # None: /mcp needs X-Remem-User (server/mcp.py)
     host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
 
     @classmethod

@@ -8,9 +8,12 @@ memories by naming them.
 
 - stdio (``remem mcp --user alice [--tenant acme]``): one fixed user per server process.
 - streamable HTTP (``remem mcp --transport http`` or ``/mcp`` on ``remem serve``): every request must carry a
-  tenant API key (``Authorization: Bearer`` or ``X-API-Key``); the user is the connection's ``X-Remem-User``
-  header (set by the host's configuration, not by the model) or the server's ``--user`` default, inside the
-  key's tenant (``<tenant>:<user>``, see :mod:`.tenancy`).
+  tenant API key (``Authorization: Bearer`` or ``X-API-Key``) and names its user in the ``X-Remem-User`` header
+  (set by the host's configuration, not by the model), inside the key's tenant (``<tenant>:<user>``, see
+  :mod:`.tenancy`). A request without the header is refused (HTTP 422 ``invalid_input`` before any MCP session,
+  a tool error after) unless the server was started with a default user (``remem serve --mcp-user alice``,
+  ``remem mcp --transport http --user alice``): silently filing every header-less client under one shared user
+  would mix different people's memories, so sharing a user is something the operator turns on by name.
 """
 
 from __future__ import annotations
@@ -61,8 +64,21 @@ def api_key_from(headers: Mapping[str, str]) -> str | None:
     return auth[7:].strip() if auth.lower().startswith("bearer ") else None
 
 
-def header_user(keys: KeyStore, default_user: str) -> UserResolver:
-    """Resolver for HTTP: the tenant of the request's API key, the user of its ``X-Remem-User`` header."""
+def user_header(headers: Mapping[str, str], default_user: str | None) -> str:
+    """The ``X-Remem-User`` header, else ``default_user``; neither: ``ValidationError`` (see the module
+    docstring for why there is no implicit shared user)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    user = lower.get("x-remem-user") or default_user
+    if user is None:
+        raise ValidationError("no X-Remem-User header: set it in the MCP client's configuration to the user "
+                              "this connection acts for (this server has no default user: --mcp-user)",
+                              field="X-Remem-User")
+    return user
+
+
+def header_user(keys: KeyStore, default_user: str | None = None) -> UserResolver:
+    """Resolver for HTTP: the tenant of the request's API key, the user of its ``X-Remem-User`` header (else
+    ``default_user``, when the operator set one)."""
 
     def resolve(ctx: Context | None) -> str:
         headers = ctx.headers if ctx is not None else None
@@ -71,8 +87,7 @@ def header_user(keys: KeyStore, default_user: str) -> UserResolver:
         who = keys.authenticate(api_key_from(headers))
         if who.role != "tenant" or who.tenant is None:
             raise ForbiddenError("MCP needs a tenant key")
-        lower = {k.lower(): v for k, v in headers.items()}
-        return internal_user(who.tenant, lower.get("x-remem-user") or default_user)
+        return internal_user(who.tenant, user_header(headers, default_user))
 
     return resolve
 
@@ -212,11 +227,13 @@ def build_mcp_server(memory: Memory, resolve: UserResolver, *, static_profile: b
 
 
 class _KeyGuard:
-    """ASGI guard in front of the MCP endpoint: no valid tenant key, no MCP session (401/403 JSON)."""
+    """ASGI guard in front of the MCP endpoint: no valid tenant key, no MCP session (401/403 JSON); no user
+    (no ``X-Remem-User`` and no default user), no MCP session either (422 JSON)."""
 
-    def __init__(self, app: ASGIApp, keys: KeyStore) -> None:
+    def __init__(self, app: ASGIApp, keys: KeyStore, default_user: str | None) -> None:
         self.app = app
         self.keys = keys
+        self.default_user = default_user
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -225,6 +242,7 @@ class _KeyGuard:
                 who = self.keys.authenticate(api_key_from(headers))
                 if who.role != "tenant":
                     raise ForbiddenError("MCP needs a tenant key")
+                user_header(headers, self.default_user)
             except RememError as exc:
                 await remem_error_response(exc)(scope, receive, send)
                 return
@@ -234,19 +252,22 @@ class _KeyGuard:
 
 
 def build_mcp_http_app(
-    memory: Memory, keys: KeyStore, *, default_user: str = "default", host: str = "127.0.0.1"
+    memory: Memory, keys: KeyStore, *, default_user: str | None = None, host: str = "127.0.0.1"
 ) -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[None]]]:
-    """The guarded streamable-HTTP endpoint (an ASGI app to route at ``/mcp``) and the lifespan it needs."""
+    """The guarded streamable-HTTP endpoint (an ASGI app to route at ``/mcp``) and the lifespan it needs.
+    ``default_user``: the user of requests without ``X-Remem-User`` (None: such requests are refused)."""
+    if default_user is not None:
+        check_user_id(default_user)
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 
     server = build_mcp_server(memory, header_user(keys, default_user))
     # Builds the session manager (stateless: any request of any process-local session may come on its own).
     server.streamable_http_app(stateless_http=True, json_response=True, host=host)
     manager = server.session_manager
-    return _KeyGuard(StreamableHTTPASGIApp(manager), keys), manager.run
+    return _KeyGuard(StreamableHTTPASGIApp(manager), keys, default_user), manager.run
 
 
-def standalone_http_app(memory: Memory, keys: KeyStore, *, default_user: str, host: str) -> Starlette:
+def standalone_http_app(memory: Memory, keys: KeyStore, *, default_user: str | None, host: str) -> Starlette:
     """The app of ``remem mcp --transport http``: the MCP endpoint at ``/mcp`` and nothing else."""
     endpoint, lifespan = build_mcp_http_app(memory, keys, default_user=default_user, host=host)
 
