@@ -11,10 +11,21 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# Test data directories live on a RAM disk when there is one: the embedded store fsyncs each write (about 0.1 s
-# on a busy disk), and tests need no power-loss durability (a killed process keeps the page cache).
-# REMEM_TEST_TMP=disk keeps the system default.
-if os.environ.get("REMEM_TEST_TMP") != "disk" and os.access("/dev/shm", os.W_OK):
+# Test data directories live on a RAM disk when there is a roomy one: the embedded store fsyncs each write
+# (about 0.1 s on a busy disk), and tests need no power-loss durability (a killed process keeps the page cache).
+# A small /dev/shm (a container's default is 64 MiB) is never used: the store memory-maps its files, and a full
+# tmpfs turns a write into SIGBUS. REMEM_TEST_TMP=disk keeps the system default.
+_SHM_MIN_FREE = 8 * 2**30
+
+
+def _roomy_ram_disk(path: str = "/dev/shm") -> bool:
+    if not os.access(path, os.W_OK):
+        return False
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize >= _SHM_MIN_FREE
+
+
+if os.environ.get("REMEM_TEST_TMP") != "disk" and _roomy_ram_disk():
     import tempfile
 
     tempfile.tempdir = "/dev/shm"

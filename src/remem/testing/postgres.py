@@ -79,7 +79,8 @@ class LocalPostgres:
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=utf8")
         options = f"-h 127.0.0.1 -p {self.port} -k {self.directory} -c max_connections={self.max_connections}"
         if self.fast:  # a test server: durability against OS crashes is not what is tested
-            options += " -c fsync=off -c full_page_writes=off"
+            # dynamic shared memory in files under the data directory, not /dev/shm (64 MiB in a container)
+            options += " -c fsync=off -c full_page_writes=off -c dynamic_shared_memory_type=mmap"
         self._run("pg_ctl", "-D", str(self.data), "-w", "-o", options, "-l", str(self.directory / "postgres.log"),
                   "start")
         return self.url
