@@ -81,7 +81,7 @@ class Target:
 @pytest.fixture
 def target(tmp_path: Path) -> Iterator[Target]:
     home = tmp_path / "home"
-    memory = Memory(home, embedder="fake", lm=ScriptedLM([], default=LM_REPLY))
+    memory = Memory(home, embedder="fake", lm=ScriptedLM([], default=LM_REPLY), graph=True)
     keys = KeyStore.for_home(home)
     app = create_app(memory, keys, ServerConfig(rate_limit=0, mcp=False))
     t = Target(app, memory, keys, keys.create(tenant="fuzz").api_key, keys.create(role="admin").api_key)

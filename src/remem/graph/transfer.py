@@ -36,6 +36,18 @@ def graph_users(parts: MemoryParts) -> list[str]:
         return GraphRows.users(tx)
 
 
+def graph_counts(parts: MemoryParts, user_id: str | None = None) -> dict[str, int]:
+    """How many graph entities, relations (deleted ones included) and graph events one user (or everyone) has:
+    what an export of them carries (``remem export`` reports it)."""
+    with parts.history.database.read() as tx:
+        out = {}
+        for table in ("graph_entities", "graph_relations", "graph_events"):  # fixed names, not input
+            row = (tx.fetchone(f"SELECT COUNT(*) FROM {table}") if user_id is None else
+                   tx.fetchone(f"SELECT COUNT(*) FROM {table} WHERE user_id=?", (user_id,)))
+            out[table] = int(row[0]) if row else 0
+    return out
+
+
 def write_graph_lines(parts: MemoryParts, out: TextIO, users: list[str]) -> int:
     """Write the graph lines of ``users``; returns the number of lines."""
     count = 0
