@@ -10,7 +10,7 @@ call per *ambiguous* entity mention (most mentions resolve by name or embedding 
 Why a separate call rather than a second output of ``MemoryExtract`` — measured with the scripted LM's counters
 on LoCoMo sessions (``benchmarks/graph_cost.py``; README, "Graph memory"): when turns arrive a session at a time,
 the combined call adds 79 tokens per turn against 142 for the separate call (it does not repeat the turns), but
-when they arrive one at a time, as the chat agent saves them, it adds 715 against 657 (its longer prompt is paid
+when they arrive one at a time, as the chat agent saves them, it adds 705 against 661 (its longer prompt is paid
 on every turn, facts or not). The separate call also keeps a malformed triplet list from failing — and
 retrying — the fact extraction, and leaves ``MemoryExtract`` unchanged with graph memory off.
 
