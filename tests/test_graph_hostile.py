@@ -213,3 +213,20 @@ def test_serve_reports_a_port_in_use_before_saying_it_serves(tmp_path: Path) -> 
                              capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 1 and "serving" not in run.stdout  # before: "remem serving …", then a traceback
     assert run.stderr == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+def test_import_refuses_hostile_graph_lines_naming_the_line(gm: Memory, tmp_path: Path) -> None:
+    gm.graph.add("Alice", "likes", "tea", user_id="alice", source_ids=["t1"])
+    good = tmp_path / "good.jsonl"
+    gm.export(good)
+    lines = good.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, start=1) if '"type": "relation"' in line)
+    for old, new in (('"t1"', '"\\udcff"'), ('"t1"', '"' + "x" * 201 + '"'), ('"fact": null', '"fact": "\\u0000"'),
+                     ('"valid_from": null', f'"valid_from": "{LOW}"')):
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text("\n".join(line.replace(old, new) if i == number else line
+                                 for i, line in enumerate(lines, start=1)))
+        with Memory(tmp_path / "copy", embedder="fake", graph=True) as copy:
+            with pytest.raises(ValidationError, match=f"bad.jsonl:{number}"):
+                copy.import_(bad)
+            assert copy.graph.view(user_id="alice").entities == []  # nothing was written
