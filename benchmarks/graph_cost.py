@@ -3,10 +3,12 @@
 The first SESSIONS sessions of a LoCoMo conversation are ingested session by session by the real pipeline
 (``Memory.add(..., infer=True)``: real DSPy prompts) on fresh data directories, with scripted replies of
 realistic size — facts are the dataset's own ``observation`` facts of that session (LLM-written, with their
-evidence ids), the maintenance agent adds each of them, and the triplets are one per fact (the speaker, a
-relation, an entity named in the fact). Counted per turn:
+evidence ids); triage adds the facts unlike anything known without an LM call and sends the others to the
+``UpdateMemory`` agent, whose replies come from the pipeline replay's policy (``remem bench pipeline``: add,
+update or no-op by cosine); the triplets are one per fact (the speaker, a relation, an entity named in the fact).
+Counted per turn:
 
-- **off** — graph memory off: ``MemoryExtract`` + the ``UpdateMemory`` agent;
+- **off** — graph memory off: ``MemoryExtract`` + the ``UpdateMemory`` agent for conflicts;
 - **separate** — graph memory on as shipped: + one ``TripletExtract`` call per batch that has facts (no
   ``EntityMatch`` call here: every name resolves by exact match or is new);
 - **combined** — the alternative design, measured on the same inputs: triplets as a second output of
@@ -34,9 +36,11 @@ import dspy
 
 from remem import Memory
 from remem.bench.locomo import load_locomo, normalize_evidence
+from remem.bench.pipeline_replay import ReplayPolicy
+from remem.embedders import get_embedder
 from remem.graph.models import ENTITY_TYPES
 from remem.graph.signatures import ExtractedTriplet, TripletExtract
-from remem.pipeline import ScriptedLM, format_reply, react_script
+from remem.pipeline import ScriptedLM, format_reply
 from remem.pipeline.extract import format_messages
 from remem.pipeline.signatures import DEFAULT_CATEGORIES, MemoryExtract
 
@@ -90,13 +94,13 @@ def run(sessions: int, data: Path, per_turn: bool = False) -> dict[str, Any]:
     totals: dict[str, dict[str, int]] = {}
     combined_extra = {"prompt": 0, "completion": 0}
     turns = sum(len(ts) for _, ts in chosen)
+    embedder = get_embedder("fake")
     for mode in ("off", "separate"):
-        replies: dict[Any, list[Any]] = {"MemoryExtract": [], "UpdateMemory": [], TripletExtract: []}
+        replies: dict[Any, Any] = {"MemoryExtract": [], TripletExtract: [],
+                                   "UpdateMemory": ReplayPolicy([], embedder.embed, update_at=0.8).maintain}
         for sid, ts in chosen:
             facts, triplets = replies_for(sid, ts)
             replies["MemoryExtract"].append({"facts": facts})
-            replies["UpdateMemory"] += react_script(*[("add_memory", {"text": f["text"]}) for f in facts],
-                                                    outputs={"summary": "ADD"}) if facts else []
             if facts:
                 replies[TripletExtract].append({"triplets": triplets})
         lm = ScriptedLM(replies)

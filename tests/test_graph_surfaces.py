@@ -97,7 +97,8 @@ def test_every_graph_route_is_isolated_between_users_and_tenants(srv: Running) -
         base = f"/v1/users/{user}/graph"
         with srv.client(key) as c:
             assert c.get(base).json() == {"entities": [], "relations": []}
-            assert c.post(f"{base}/search", json={"query": "Alice", "hops": 2}).json() == {"matched": [], "facts": []}
+            assert c.post(f"{base}/search", json={"query": "Alice", "hops": 2}).json() == {
+                "matched": [], "facts": [], "labels": {}}
             assert c.post(f"{base}/search", json={"query": eid}).json()["facts"] == []
             for method, path, body in (("GET", f"/relations/{rid}", None), ("POST", f"/relations/{rid}/close", None),
                                        ("DELETE", f"/relations/{rid}", None),

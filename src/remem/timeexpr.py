@@ -344,6 +344,18 @@ def parse_time_range(query: str, now: datetime) -> TimeRange | None:
     return None
 
 
+def without_time_expressions(text: str) -> str:
+    """``text`` with every time expression of the grammar blanked out (same length; "what did May do in May
+    2024?" → "what did May do            ?"), so a month or weekday that is part of a date is not read as a name
+    (graph retrieval matches entity names in what is left)."""
+    low = text.lower()
+    out = list(text if len(low) == len(text) else low)
+    for pattern, _rule in _RULES:
+        for m in pattern.finditer(low):
+            out[m.start():m.end()] = " " * (m.end() - m.start())
+    return "".join(out)
+
+
 def resolve_relative(text: str, anchor: datetime) -> datetime | None:
     """The day a relative expression in ``text`` points to, counted from ``anchor`` (a message's timestamp) on
     the calendar of ``anchor``'s tzinfo (naive = UTC): the first instant of that local day, aware in that

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import render
 from ..bounds import shown
 from ..errors import ValidationError
+from ..graph.transfer import graph_counts
 from ..importers import SOURCES, import_export
 from ..memory.core import Memory, SearchMode
 from ..models import AddResult, EventType, MemoryKind
@@ -285,6 +286,7 @@ def export_(
     if fmt not in ("jsonl", "markdown"):
         raise ValidationError(f"--format: unknown format {fmt!r} (use jsonl or markdown)")
     with open_memory(home) as memory:
+        extra = ""
         if fmt == "markdown":
             from ..markdown.transfer import export_markdown
 
@@ -302,8 +304,11 @@ def export_(
             err_console.print(f"exported {count} memories to standard output", highlight=False)
             return
         else:
-            count = memory.export(path, user_id=user)
-    console.print(f"exported {count} memories to {markup_safe(path)}", highlight=False)
+            count = memory.export(path, user_id=user)  # the user id is checked: count that user's graph
+            if (graph := graph_counts(memory.parts, user))["graph_entities"]:
+                extra = (f" and {graph['graph_entities']} graph entities, {graph['graph_relations']} relations, "
+                         f"{graph['graph_events']} graph events")
+    console.print(f"exported {count} memories{extra} to {markup_safe(path)}", highlight=False)
 
 
 @app.command("import")
@@ -333,8 +338,11 @@ def import_(
                 counts = import_markdown(memory, path, overwrite=overwrite, progress=update)
             else:
                 counts = memory.import_(path, overwrite=overwrite, progress=update)
+        graph = (f", {counts['graph_entities']} graph entities, {counts['graph_relations']} relations and "
+                 f"{counts['graph_events']} graph events ({counts['graph_skipped']} already present, skipped)"
+                 if "graph_entities" in counts else "")
         console.print(f"imported {counts['memories']} memories and {counts['events']} history events"
-                      f" ({counts['skipped']} already present, skipped)", highlight=False)
+                      f" ({counts['skipped']} already present, skipped){graph}", highlight=False)
         return
     if source not in SOURCES:
         raise ValidationError(f"--from: unknown format {source!r} (use remem, {', '.join(SOURCES)})")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -12,7 +13,7 @@ import typer
 
 from ..bounds import check_float, check_int, check_label
 from ..config import Settings
-from ..errors import StoreLockedError
+from ..errors import ConfigurationError, StoreLockedError
 
 if TYPE_CHECKING:
     from ..memory import Memory
@@ -108,8 +109,13 @@ def serve(
                                                     rate_burst=rate_burst, debug=log_requests_debug, mcp=not no_mcp,
                                                     mcp_user=mcp_user, host=host))
         return
-    memory = _open_memory(home, embedder, lm)
-    keys = _keys(home)
+    sock = _bind(host, port)  # before "serving" is printed: a port in use is one clear error
+    try:
+        memory = _open_memory(home, embedder, lm)
+        keys = _keys(home)
+    except BaseException:
+        sock.close()
+        raise
     try:
         config = ServerConfig.from_env(max_body_bytes=max_body_bytes, rate_limit=rate_limit, rate_burst=rate_burst,
                                        debug=log_requests_debug, mcp=not no_mcp, mcp_user=mcp_user,
@@ -118,10 +124,27 @@ def serve(
         if not any(k.revoked_at is None for k in keys.list()):
             console.print("[yellow]no API keys yet:[/] create one with `remem keys create --tenant <name>`")
         console.print(f"remem serving {memory.home} on http://{host}:{port}  (web page: /ui, API docs: /docs)")
-        uvicorn.run(api, host=host, port=port, access_log=False, log_level=log_level)
+        server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, access_log=False, log_level=log_level))
+        server.run(sockets=[sock])
     finally:
+        sock.close()
         memory.close()
         keys.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The server's socket, bound to ``host:port`` (``ConfigurationError`` naming the address and the OS's reason
+    when it cannot be: a port in use, an address not on this machine)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _serve_workers(workers: int, *, host: str, port: int, home: Path | None, embedder: str | None, lm: str | None,

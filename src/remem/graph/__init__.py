@@ -9,8 +9,9 @@ Off by default; on with ``Memory(graph=True)`` or ``REMEM_GRAPH=1``. Then the LL
 triplets (:mod:`.extract`), the chat agent gets a ``search_graph`` tool, ``Memory.search(..., graph=True)``
 fuses graph facts with the vector hits (:mod:`.fusion`), and ``memory.graph`` (:class:`Graph`) lets a host
 build and read a graph without an LM. Modules: :mod:`.models`, :mod:`.names`, :mod:`.storage`,
-:mod:`.resolve` (entity resolution), :mod:`.core` (writes and the time rules), :mod:`.retrieval`,
-:mod:`.fusion`, :mod:`.extract`, :mod:`.signatures` (DSPy), :mod:`.tools` (the chat agent's tool),
+:mod:`.resolve` (entity resolution), :mod:`.checks` (input checks), :mod:`.core` (writes),
+:mod:`.timeline` (the time rules), :mod:`.retrieval`,
+:mod:`.fusion`, :mod:`.aio` (``AsyncMemory.graph``), :mod:`.extract`, :mod:`.signatures` (DSPy), :mod:`.tools` (the chat agent's tool),
 :mod:`.transfer` (export/import lines).
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..parts import parts_of
-from .core import SINGLE_VALUED, Graph
+from .core import Graph
 from .models import (
     ENTITY_TYPES,
     Entity,
@@ -36,6 +37,7 @@ from .models import (
     Triplet,
 )
 from .resolve import Thresholds
+from .timeline import SINGLE_VALUED, SYMMETRIC
 
 OFF = "graph memory is off: open the memory with Memory(graph=True) or set REMEM_GRAPH=1"
 
@@ -52,6 +54,7 @@ __all__ = [
     "ENTITY_TYPES",
     "OFF",
     "SINGLE_VALUED",
+    "SYMMETRIC",
     "Entity",
     "EntityRef",
     "EntityType",

@@ -6,15 +6,22 @@ transaction each: the rows and their :class:`~remem.graph.models.GraphEvent` com
 Entity resolution runs before the lock (it may ask an LM; :mod:`remem.graph.resolve`), and a new entity is
 checked once more by exact name inside the transaction, so a concurrent writer cannot make a twin.
 
-**Contradictions** (a deterministic rule, no LM call): a relation in :data:`SINGLE_VALUED` (``lives_in``,
-``works_at``, …) holds one object at a time. A new one closes the open relations of the same subject and
-relation with another object — ``valid_to`` = the new one's ``valid_from`` (or, without one, the time it was
-said, which then also becomes the new one's start), ``expired_at`` = now — instead of deleting them; a new one
-that *started before* a known open one is older news: it is stored as ended when the known one began. A triplet
-with ``valid_to`` ("until last week", "moved away from Berlin") closes the matching open relation, or is stored
-as a past relation. The same relation seen again (open, or ended on the same day) gains the new source ids (an
-UPDATE event), not a twin — so a pipeline job that is retried after a crash adds nothing twice.
-Any relation can be closed by hand (``close``), or deleted when it was wrong (``delete``: hidden, restorable).
+**Contradictions** (deterministic rules, no LM call; :mod:`remem.graph.timeline`): a relation in
+:data:`SINGLE_VALUED` (``lives_in``, ``works_at``, …) holds one object at a time. A new one ends the relations of
+the same subject and relation with another object that hold at its start — an open one is closed (``valid_to`` =
+the new one's ``valid_from``, or, without one, the time it was said, which then also becomes the new one's start;
+``expired_at`` = now) instead of deleted; a new one that *started before* a known one (open or ended) is older
+news: it is stored as ended when the known one began. Relations in :data:`SYMMETRIC` (``married_to``,
+``friend_of`` …) are one edge whichever way they are told, and a symmetric single-valued one ends by either
+endpoint. A triplet with ``valid_to`` ("until last week", "moved away from Berlin") closes the matching open
+relation, or is stored as a past relation. The same relation seen again (open, ended on the same day, or ended
+but holding when it was said) gains the new source ids (an UPDATE event), not a twin — so a pipeline job that is
+retried after a crash adds nothing twice. Any relation can be closed by hand (``close``), or deleted when it
+was wrong (``delete``: hidden, restorable). ``merge`` reconciles what the joined entity then holds
+(:func:`~remem.graph.timeline.reconcile`).
+
+Every argument is checked first (:mod:`remem.graph.checks`): bad input is a ``ValidationError`` naming the field,
+and nothing is written.
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import Any, Literal
 
+from ..bounds import check_optional_datetime, fail
 from ..errors import NotFoundError, ValidationError
-from ..models import as_utc, utcnow
+from ..models import utcnow
 from ..parts import MemoryParts
 from ..storage.base import Tx
-from ..validation import check_limit, check_user_id
+from ..timeexpr import without_time_expressions
+from ..validation import check_actor, check_limit, check_reason, check_user_id
+from .checks import check_fact, check_hops, check_id, check_ref, check_sources, check_triplet, check_when
 from .models import (
     Entity,
     EntityRef,
@@ -39,33 +49,11 @@ from .models import (
     Relation,
     Triplet,
 )
-from .names import canonical_name, check_name, name_key, relation_name, sentence
+from .names import canonical_name, labels, name_key, relation_name, sentence
 from .resolve import DEFAULT_THRESHOLDS, Confirm, Decision, Mention, Resolver, Thresholds
-from .retrieval import MAX_HOPS, TimeFilter, search_graph, walk
+from .retrieval import TimeFilter, search_graph, walk
 from .storage import GraphRows
-
-#: Relations that hold one object at a time for a subject (a new object closes the old relation).
-SINGLE_VALUED: frozenset[str] = frozenset({
-    "lives_in", "works_at", "works_as", "married_to", "partner_of", "dating", "engaged_to", "located_in",
-    "based_in", "studies_at", "reports_to", "age_is", "job_is",
-})
-
-
-def _ref(value: object, field: str) -> EntityRef:
-    if isinstance(value, EntityRef):
-        ref = value
-    elif isinstance(value, str):
-        ref = EntityRef(name=value)
-    elif isinstance(value, dict):
-        try:
-            ref = EntityRef.model_validate(value)
-        except ValueError as exc:
-            raise ValidationError(f"{field} is not a valid entity reference: {exc}", field=field) from exc
-    else:
-        raise ValidationError(f"{field} must be a name, an EntityRef or a dict", field=field)
-    if ref.id is None:
-        check_name(ref.name, f"{field}.name")
-    return ref
+from .timeline import SINGLE_VALUED, SYMMETRIC, joins, merge_sources, place, reconcile
 
 
 def _snap(item: Entity | Relation) -> dict[str, Any]:
@@ -83,10 +71,11 @@ class Graph:
     """Graph memory over a Memory's parts (``memory.graph``; see the module docstring)."""
 
     def __init__(self, parts: MemoryParts, *, single_valued: frozenset[str] = SINGLE_VALUED,
-                 thresholds: Thresholds = DEFAULT_THRESHOLDS) -> None:
+                 symmetric: frozenset[str] = SYMMETRIC, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> None:
         self.parts = parts
         self.database = parts.history.database
         self.single_valued = single_valued
+        self.symmetric = symmetric
         self.thresholds = thresholds
 
     # -- writes ----------------------------------------------------------------------------------------------
@@ -96,11 +85,15 @@ class Graph:
             source_ids: Sequence[str] | None = None, fact: str | None = None, observed_at: datetime | None = None,
             actor: str = "api", reason: str | None = None) -> GraphChange:
         """Add ``subject --relation--> object`` (names, :class:`EntityRef` or dicts; no LM is called: resolution
-        uses its deterministic rules). Returns what changed. Raises ``ValidationError`` for a bad name, relation
-        (not snake_case), user id or time range; ``NotFoundError`` for an entity id the user does not have."""
-        triplet = Triplet(subject=_ref(subject, "subject"), relation=relation, object=_ref(object, "object"),
-                          valid_from=valid_from, valid_to=valid_to, source_ids=list(source_ids or []), fact=fact,
-                          observed_at=observed_at)
+        uses its deterministic rules). Returns what changed. Raises ``ValidationError`` naming the field for a bad
+        name or hint, relation (not snake_case, over 64 characters), user id, datetime, time range, source ids
+        (at most 1000 labels) or fact (at most 2,000 characters); ``NotFoundError`` for an entity id the user does
+        not have (:mod:`remem.graph.checks`)."""
+        triplet = Triplet(subject=check_ref(subject, "subject"), relation=relation_name(relation),
+                          object=check_ref(object, "object"), source_ids=check_sources(source_ids),
+                          fact=check_fact(fact), valid_from=check_optional_datetime(valid_from, "valid_from"),
+                          valid_to=check_optional_datetime(valid_to, "valid_to"),
+                          observed_at=check_optional_datetime(observed_at, "observed_at"))
         return self.add_many([triplet], user_id=user_id, actor=actor, reason=reason)[0]
 
     def add_many(self, triplets: Sequence[Triplet], *, user_id: str, actor: str = "api", reason: str | None = None,
@@ -108,12 +101,16 @@ class Graph:
         """Add several triplets in one transaction; one :class:`GraphChange` per triplet, in order. ``confirm``
         (the pipeline's LM step) decides ambiguous entity mentions; without it the deterministic rules do."""
         user_id = check_user_id(user_id)
-        checked = [self._check(t, i) for i, t in enumerate(triplets)]
+        actor, reason = check_actor(actor), check_reason(reason)
+        if isinstance(triplets, (str, bytes)) or not isinstance(triplets, Sequence):
+            raise fail("triplets", f"must be a list of Triplet, got {type(triplets).__name__}")
+        checked = [check_triplet(t, i) for i, t in enumerate(triplets)]
         if not checked:
             return []
         refs = [(ref, t) for t in checked for ref in (t.subject, t.object)]
-        names = [canonical_name(ref.name) for ref, _ in refs if ref.id is None and ref.name is not None]
-        vectors = iter(self.parts.embedder.embed([n for n, _ in names])) if names else iter(())
+        names = list(dict.fromkeys(canonical_name(ref.name)[0] for ref, _ in refs
+                                    if ref.id is None and ref.name is not None))
+        vectors = dict(zip(names, self.parts.embedder.embed(names), strict=True)) if names else {}
         with self.database.read() as tx:
             entities, matrix = GraphRows.vectors(tx, user_id)
         by_id = {e.id: e for e in entities}
@@ -122,16 +119,15 @@ class Graph:
         decisions: list[Decision] = []
         for ref, t in refs:
             if ref.id is not None:
-                found = by_id.get(ref.id.lower())
+                found = by_id.get(ref.id)
                 if found is None:
                     raise NotFoundError(f"no entity {ref.id} for user {user_id}", entity_id=ref.id)
                 decisions.append(Decision(entity=found, new=False))
                 continue
             assert ref.name is not None
             name, dropped = canonical_name(ref.name)
-            hint = " ".join(ref.hint.split()) if ref.hint and ref.hint.strip() else dropped
-            mention = Mention(name=check_name(name, "entity name"), key=name_key(name), type=ref.type, hint=hint,
-                              vector=next(vectors), context=t.fact or self._plain(t))
+            mention = Mention(name=name, key=name_key(name), type=ref.type, hint=ref.hint or dropped,
+                              vector=vectors[name], context=t.fact or self._plain(t))
             decisions.append(resolver.resolve(mention, user_id))
         with self.parts.writer.user_lock(user_id), self.database.transaction() as tx:
             now = utcnow()
@@ -145,16 +141,6 @@ class Graph:
                 events += change.events
             GraphRows.record(tx, events)
         return changes
-
-    def _check(self, t: Triplet, index: int) -> Triplet:
-        if not isinstance(t, Triplet):
-            raise ValidationError(f"triplet {index} is a {type(t).__name__}, not a Triplet")
-        name = relation_name(t.relation, f"triplet {index} relation")
-        if t.valid_from is not None and t.valid_to is not None and t.valid_to < t.valid_from:
-            raise ValidationError(f"triplet {index}: valid_to is before valid_from", field="valid_to")
-        sources = [s for s in dict.fromkeys(t.source_ids) if isinstance(s, str) and s.strip()]
-        return t.model_copy(update={"relation": name, "source_ids": sources,
-                                    "subject": _ref(t.subject, "subject"), "object": _ref(t.object, "object")})
 
     @staticmethod
     def _plain(t: Triplet) -> str:
@@ -195,17 +181,28 @@ class Graph:
             ids[eid] = eid
         return ids, events
 
+    def _known(self, tx: Tx, user_id: str, t: Triplet, subject_id: str, object_id: str,
+               said: datetime) -> tuple[Relation | None, list[Relation]]:
+        """(the same relation already stored, if any; the others on its timeline: live relations of the same
+        name and subject — or, when symmetric, touching either end — with another object)."""
+        symmetric = t.relation in self.symmetric
+        touching = [subject_id, object_id] if symmetric else [subject_id]
+        live = [r for r in GraphRows.relations(tx, user_id, touching=touching) if r.relation == t.relation
+                and (symmetric or r.subject_id == subject_id)]
+        mine = [r for r in live if joins(r, subject_id, object_id, symmetric)]
+        at = t.valid_from or said
+        same = (next((r for r in mine if r.is_open), None)
+                or next((r for r in mine if t.valid_to is not None and r.valid_to == t.valid_to), None)
+                or next((r for r in mine if t.valid_to is None and r.holds_at(at)), None))
+        mine_ids = {r.id for r in mine}
+        return same, [r for r in live if r.id not in mine_ids]
+
     def _write_relation(self, tx: Tx, user_id: str, t: Triplet, subject_id: str, object_id: str, actor: str,
                         reason: str | None, now: datetime) -> GraphChange:
         said = t.observed_at or now
-        open_same = GraphRows.open_relations(tx, user_id, subject_id, t.relation)
-        same = next((r for r in open_same if r.object_id == object_id and r.valid_to is None), None)
         stored = {e.id: e for e in GraphRows.entities(tx, user_id, [subject_id, object_id])}
         entities = [stored[i] for i in dict.fromkeys([subject_id, object_id]) if i in stored]
-        if same is None and t.valid_to is not None:  # an ended relation told again (a retried job): no twin
-            same = next((r for r in GraphRows.relations(tx, user_id, touching=[subject_id])
-                         if (r.subject_id, r.relation, r.object_id, r.valid_to) ==
-                         (subject_id, t.relation, object_id, t.valid_to)), None)
+        same, others = self._known(tx, user_id, t, subject_id, object_id, said)
         if same is not None:
             return self._seen_again(tx, same, t, entities, actor, reason, now)
         new = Relation(user_id=user_id, subject_id=subject_id, relation=t.relation, object_id=object_id,
@@ -213,37 +210,28 @@ class Graph:
                        source_ids=t.source_ids, fact=t.fact, metadata=t.metadata)
         events: list[GraphEvent] = []
         closed: list[Relation] = []
-        others = [r for r in open_same if r.object_id != object_id and r.valid_to is None]
-        if t.relation in self.single_valued and new.valid_to is None and others:
-            later = [r.valid_from for r in others if r.valid_from is not None and new.valid_from is not None
-                     and new.valid_from < r.valid_from]
-            if later:  # older news: it ended when the known relation began
-                new = new.model_copy(update={"valid_to": min(later)})
-            else:
-                end = new.valid_from or said
-                for other in others:
-                    stop = max(end, other.valid_from) if other.valid_from is not None else end
-                    done = other.model_copy(update={"valid_to": stop, "expired_at": now, "updated_at": now})
-                    GraphRows.put_relation(tx, done)
-                    events.append(_event(done, GraphEventType.CLOSE, actor,
-                                         reason or f"contradicted by {t.relation} {t.object.name or object_id}", now))
-                    closed.append(done)
-                if new.valid_from is None:
-                    new = new.model_copy(update={"valid_from": end})
+        if t.relation in self.single_valued and subject_id != object_id:
+            placed = place(new, others, said=said, now=now,
+                           because=f"contradicted by {t.relation} {t.object.name or object_id}")
+            new = placed.relation
+            for ended in placed.ended:
+                GraphRows.put_relation(tx, ended.relation)
+                events.append(_event(ended.relation, ended.event, actor, reason or ended.reason, now))
+                closed.append(ended.relation)
         GraphRows.put_relation(tx, new)
         events.insert(0, _event(new, GraphEventType.ADD, actor, reason, now))
         return GraphChange(relation=new, created=True, closed=closed, entities=entities, events=events)
 
     def _seen_again(self, tx: Tx, same: Relation, t: Triplet, entities: list[Entity], actor: str,
                     reason: str | None, now: datetime) -> GraphChange:
-        """The open relation is known: add its new sources and start date; close it if the triplet ends it."""
+        """The relation is known: add its new sources and start date; close it if the triplet ends it."""
         update: dict[str, Any] = {}
-        sources = list(dict.fromkeys([*same.source_ids, *t.source_ids]))
+        sources = merge_sources(same.source_ids, t.source_ids)
         if sources != same.source_ids:
             update["source_ids"] = sources
         if t.valid_from is not None and same.valid_from is None:
             update["valid_from"] = t.valid_from
-        closing = t.valid_to is not None and same.valid_to is None
+        closing = t.valid_to is not None and same.valid_to is None and same.expired_at is None
         if closing:
             update.update(valid_to=t.valid_to, expired_at=now)
         if not update:
@@ -263,12 +251,14 @@ class Graph:
         ``NotFoundError`` if the user has no such live relation, ``ValidationError`` if it already ended or
         ``valid_to`` is before its start."""
         user_id = check_user_id(user_id)
+        end_at = check_optional_datetime(valid_to, "valid_to")
+        actor, reason = check_actor(actor), check_reason(reason)
         with self.parts.writer.user_lock(user_id), self.database.transaction() as tx:
             rel = self._live(tx, user_id, relation_id)
             if rel.valid_to is not None or rel.expired_at is not None:
                 raise ValidationError(f"relation {rel.id} has already ended", relation_id=rel.id)
             now = utcnow()
-            end = as_utc(valid_to) if valid_to is not None else now
+            end = end_at if end_at is not None else now
             if rel.valid_from is not None and end < rel.valid_from:
                 raise ValidationError("valid_to is before the relation's valid_from", field="valid_to")
             done = rel.model_copy(update={"valid_to": end, "expired_at": now, "updated_at": now})
@@ -279,6 +269,7 @@ class Graph:
     def delete(self, relation_id: str, *, user_id: str, actor: str = "api", reason: str | None = None) -> Relation:
         """Soft-delete a wrong relation (hidden from every read, kept in history, undone by :meth:`restore`)."""
         user_id = check_user_id(user_id)
+        actor, reason = check_actor(actor), check_reason(reason)
         with self.parts.writer.user_lock(user_id), self.database.transaction() as tx:
             rel = self._live(tx, user_id, relation_id)
             now = utcnow()
@@ -290,8 +281,9 @@ class Graph:
     def restore(self, relation_id: str, *, user_id: str, actor: str = "api", reason: str | None = None) -> Relation:
         """Undo :meth:`delete` (``NotFoundError`` unless the user has such a deleted relation)."""
         user_id = check_user_id(user_id)
+        actor, reason = check_actor(actor), check_reason(reason)
         with self.parts.writer.user_lock(user_id), self.database.transaction() as tx:
-            rel = GraphRows.relation(tx, user_id, self._rid(relation_id))
+            rel = GraphRows.relation(tx, user_id, check_id(relation_id, "relation_id"))
             if rel is None or rel.deleted_at is None:
                 raise NotFoundError(f"no deleted relation {relation_id} for user {user_id}", relation_id=relation_id)
             now = utcnow()
@@ -303,10 +295,14 @@ class Graph:
     def merge(self, keep_id: str, other_id: str, *, user_id: str, actor: str = "api",
               reason: str | None = None) -> Entity:
         """Join two entities resolution kept apart: ``other``'s relations move to ``keep``, its name and aliases
-        become ``keep``'s aliases, and ``other`` is removed (a MERGE event keeps it)."""
+        become ``keep``'s aliases, ``other`` is removed (a MERGE event keeps it), and what ``keep`` then holds is
+        reconciled (:func:`~remem.graph.timeline.reconcile`: no relation with itself, no open duplicates, one
+        open object per single-valued relation)."""
         user_id = check_user_id(user_id)
+        keep_id, other_id = check_id(keep_id, "entity_id"), check_id(other_id, "other_id")
+        actor, reason = check_actor(actor), check_reason(reason)
         if keep_id == other_id:
-            raise ValidationError("cannot merge an entity into itself")
+            raise ValidationError("cannot merge an entity into itself", field="other_id")
         with self.parts.writer.user_lock(user_id), self.database.transaction() as tx:
             found = {e.id: e for e in GraphRows.entities(tx, user_id, [keep_id, other_id])}
             for eid in (keep_id, other_id):
@@ -327,6 +323,11 @@ class Graph:
                 GraphRows.put_relation(tx, moved)
                 events.append(_event(moved, GraphEventType.UPDATE, actor, f"entity {other.name} merged", now))
             GraphRows.drop_entity(tx, user_id, other_id)
+            for fix in reconcile(GraphRows.relations(tx, user_id, touching=[keep_id]), keep_id,
+                                 single_valued=self.single_valued, symmetric=self.symmetric, now=now,
+                                 merged=other.name):
+                GraphRows.put_relation(tx, fix.relation)
+                events.append(_event(fix.relation, fix.event, actor, fix.reason, now))
             GraphRows.record(tx, events)
         return kept
 
@@ -335,19 +336,19 @@ class Graph:
                    since: datetime | None = None, until: datetime | None = None, limit: int = 50,
                    tz: tzinfo | None = None) -> Neighbourhood:
         """The relations within ``hops`` (1–3) of the entities ``entity_or_text`` names (an entity id, a name,
-        or free text), as dated sentences with their source ids (:mod:`remem.graph.retrieval`). ``as_of``: only
-        what held then; ``since``/``until``: what held during the range; ``tz``: the calendar dates are shown on."""
+        or free text: time expressions in it such as "in May 2024" name no entity), as dated sentences with their
+        source ids (:mod:`remem.graph.retrieval`). ``as_of``: only what held then; ``since``/``until``: what held
+        during the range (``since`` after ``until`` is a ``ValidationError``); ``tz``: the calendar dates are
+        shown on. Entities that share a name are told apart by their hint (``Neighbourhood.labels``)."""
         user_id = check_user_id(user_id)
         text = self.parts.text(entity_or_text, "entity_or_text")
-        if isinstance(hops, bool) or not isinstance(hops, int) or not 1 <= hops <= MAX_HOPS:
-            raise ValidationError(f"hops must be an integer from 1 to {MAX_HOPS}, got {hops!r}", field="hops")
+        hops = check_hops(hops)
         check_limit(limit)
-        if as_of is not None and (since is not None or until is not None):
-            raise ValidationError("give as_of or since/until, not both", field="as_of")
-        when = TimeFilter(as_of=as_utc(as_of) if as_of else None, since=as_utc(since) if since else None,
-                          until=as_utc(until) if until else None)
+        when = check_when(as_of, since, until)
+        if tz is not None and not isinstance(tz, tzinfo):
+            raise fail("tz", f"must be a datetime.tzinfo (e.g. ZoneInfo('Europe/Berlin')), got {type(tz).__name__}")
         return search_graph(self.parts, text, user_id=user_id, hops=hops, when=when, limit=limit,
-                            thresholds=self.thresholds, tz=tz)
+                            thresholds=self.thresholds, tz=tz, match_text=without_time_expressions(text))
 
     def view(self, *, user_id: str, deleted: bool = False) -> GraphView:
         """Every entity and relation of the user (closed ones included; ``deleted=True`` adds deleted ones)."""
@@ -359,7 +360,7 @@ class Graph:
     def entity(self, entity_id: str, *, user_id: str) -> Entity:
         user_id = check_user_id(user_id)
         with self.database.read() as tx:
-            found = GraphRows.entities(tx, user_id, [self._rid(entity_id)])
+            found = GraphRows.entities(tx, user_id, [check_id(entity_id, "entity_id")])
         if not found:
             raise NotFoundError(f"no entity {entity_id} for user {user_id}", entity_id=entity_id)
         return found[0]
@@ -367,7 +368,7 @@ class Graph:
     def relation(self, relation_id: str, *, user_id: str) -> Relation:
         user_id = check_user_id(user_id)
         with self.database.read() as tx:
-            rel = GraphRows.relation(tx, user_id, self._rid(relation_id))
+            rel = GraphRows.relation(tx, user_id, check_id(relation_id, "relation_id"))
         if rel is None:
             raise NotFoundError(f"no relation {relation_id} for user {user_id}", relation_id=relation_id)
         return rel
@@ -376,7 +377,7 @@ class Graph:
         """Every recorded change of one entity or relation, oldest first (``NotFoundError`` if none)."""
         user_id = check_user_id(user_id)
         with self.database.read() as tx:
-            events = GraphRows.events(tx, user_id, self._rid(target_id))
+            events = GraphRows.events(tx, user_id, check_id(target_id))
         if not events:
             raise NotFoundError(f"no graph history for {target_id} of user {user_id}", target_id=target_id)
         return events
@@ -388,20 +389,20 @@ class Graph:
             return GraphRows.events(tx, user_id)
 
     def describe(self, relation: Relation, *, user_id: str) -> str:
-        """The sentence a relation reads as ("Maya lives in Lisbon (since 2024-03-01)")."""
+        """The sentence a relation reads as ("Maya lives in Lisbon (since 2024-03-01)"; "Maya (Alice's sister)
+        …" when the user has another Maya)."""
+        user_id = check_user_id(user_id)
         with self.database.read() as tx:
             ents = {e.id: e for e in GraphRows.entities(tx, user_id, [relation.subject_id, relation.object_id])}
-        return sentence(relation, ents[relation.subject_id], ents[relation.object_id])
+            if len(ents) < len({relation.subject_id, relation.object_id}):
+                raise NotFoundError(f"no relation {relation.id} for user {user_id}", relation_id=relation.id)
+            namesakes = GraphRows.by_keys(tx, user_id, [name_key(e.name) for e in ents.values()])
+        return sentence(relation, ents[relation.subject_id], ents[relation.object_id],
+                        names=labels(ents.values(), namesakes))
 
     # -- helpers ---------------------------------------------------------------------------------------------
-    @staticmethod
-    def _rid(value: object) -> str:
-        if not isinstance(value, str) or not value.strip() or len(value) > 64:
-            raise ValidationError(f"invalid id {value!r}", field="id")
-        return value.strip().lower()
-
     def _live(self, tx: Tx, user_id: str, relation_id: str) -> Relation:
-        rel = GraphRows.relation(tx, user_id, self._rid(relation_id))
+        rel = GraphRows.relation(tx, user_id, check_id(relation_id, "relation_id"))
         if rel is None or rel.deleted_at is not None:
             raise NotFoundError(f"no live relation {relation_id} for user {user_id}", relation_id=relation_id)
         return rel

@@ -10,7 +10,7 @@ call per *ambiguous* entity mention (most mentions resolve by name or embedding 
 Why a separate call rather than a second output of ``MemoryExtract`` — measured with the scripted LM's counters
 on LoCoMo sessions (``benchmarks/graph_cost.py``; README, "Graph memory"): when turns arrive a session at a time,
 the combined call adds 79 tokens per turn against 142 for the separate call (it does not repeat the turns), but
-when they arrive one at a time, as the chat agent saves them, it adds 715 against 657 (its longer prompt is paid
+when they arrive one at a time, as the chat agent saves them, it adds 705 against 661 (its longer prompt is paid
 on every turn, facts or not). The separate call also keeps a malformed triplet list from failing — and
 retrying — the fact extraction, and leaves ``MemoryExtract`` unchanged with graph memory off.
 
@@ -39,8 +39,8 @@ from ..pipeline.lm import RETRYABLE, raw_output_of
 from ..timeexpr import parse_date, parse_time_range
 from .confirm import LMConfirm
 from .core import Graph
-from .models import ENTITY_TYPES, EntityRef, GraphChange, Triplet
-from .names import check_name, entity_type, relation_name
+from .models import ENTITY_TYPES, MAX_SOURCE_IDS, EntityRef, GraphChange, Triplet
+from .names import check_hint, check_name, entity_type, relation_name
 from .signatures import ExtractedTriplet, TripletExtract
 
 
@@ -61,6 +61,14 @@ def _when(value: str | None, sources: Sequence[Message]) -> datetime | None:
     bare = re.sub(r"^(since|from|until|till|to|in|during)\s+", "", value.strip(), flags=re.IGNORECASE)
     found = parse_time_range(value, anchor) or parse_time_range(f"in {bare}", anchor)
     return found.since if found is not None else None
+
+
+def _hint(value: str | None) -> str | None:
+    """The model's hint, or None when it is unusable (too long, control characters): a hint only helps."""
+    try:
+        return check_hint(value, "hint")
+    except ValidationError:
+        return None
 
 
 class TripletExtractor:
@@ -99,7 +107,7 @@ class TripletExtractor:
                 subject, obj = check_name(t.subject, "subject"), check_name(t.object, "object")
             except ValidationError:
                 continue  # not a usable triplet (an empty name, a sentence for a relation): skip it
-            sources = [i for i in dict.fromkeys(t.source_ids) if i in by_id] or list(by_id)
+            sources = ([i for i in dict.fromkeys(t.source_ids) if i in by_id] or list(by_id))[:MAX_SOURCE_IDS]
             cited = [by_id[i] for i in sources] or list(messages)
             start, end = _when(t.valid_from, cited), _when(t.valid_to, cited)
             if start is not None and end is not None and end < start:
@@ -107,9 +115,9 @@ class TripletExtractor:
             stamps = [m.timestamp for m in cited if m.timestamp is not None]
             out.append(Triplet(
                 subject=EntityRef(name=subject, type=entity_type(t.subject_type, "person"),
-                                  hint=(t.subject_hint or None)),
+                                  hint=_hint(t.subject_hint)),
                 relation=relation,
-                object=EntityRef(name=obj, type=entity_type(t.object_type), hint=(t.object_hint or None)),
+                object=EntityRef(name=obj, type=entity_type(t.object_type), hint=_hint(t.object_hint)),
                 valid_from=start, valid_to=end, source_ids=sources, observed_at=max(stamps) if stamps else None,
             ))
         return out

@@ -9,11 +9,17 @@ them, and the graph facts nearest first — are fused by reciprocal rank (k = th
 
 Time: explicit ``since``/``until`` keep the relations that held during that range; else a time expression in the
 query ("where did Alice live in 2023?") does, resolved like the search's (``time_expressions`` "off" ignores
-it); else every live relation counts, current and past, each sentence dated.
+it); else every live relation counts, current and past, each sentence dated. The time expression names no entity
+("in May 2024" does not find a person called May).
+
+Filters: a graph hit is a ``fact`` of category ``graph``, and the search's filters apply to it like to any
+memory: ``kinds`` without ``"fact"``, or ``categories`` without ``"graph"``, leave the graph out (the graph is
+not even read); ``categories=["family", "graph"]`` gives family memories and graph facts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +27,7 @@ from ..models import MemoryRecord, SearchHit, as_utc, utcnow
 from ..parts import MemoryParts
 from ..retrieval.search import DEFAULT_OPTIONS, SearchOptions
 from ..timeexpr import aware, parse_time_range
+from ..validation import check_categories, check_kinds
 from . import graph_of
 from .models import GraphFact
 from .retrieval import TimeFilter
@@ -61,10 +68,14 @@ def time_filter(query: str, since: datetime | None, until: datetime | None, opti
 
 def fuse_graph(parts: MemoryParts, hits: list[SearchHit], query: str, *, user_id: str, limit: int,
                since: datetime | None = None, until: datetime | None = None,
-               options: SearchOptions = DEFAULT_OPTIONS, fusion: GraphFusion = DEFAULT_FUSION) -> list[SearchHit]:
+               options: SearchOptions = DEFAULT_OPTIONS, fusion: GraphFusion = DEFAULT_FUSION,
+               kinds: Sequence[str] | None = None, categories: Sequence[str] | None = None) -> list[SearchHit]:
     """The top ``limit`` of ``hits`` and the query's graph facts, fused by reciprocal rank (``ConfigurationError``
-    when graph memory is off)."""
+    when graph memory is off). ``kinds``/``categories``: the search's filters (see the module docstring)."""
     graph = graph_of(parts)
+    wanted_kinds, wanted = check_kinds(kinds), check_categories(categories)
+    if (wanted_kinds and "fact" not in wanted_kinds) or (wanted and "graph" not in wanted):
+        return hits[:limit]
     when = time_filter(query, since, until, options)
     found = graph.neighbours(query, user_id=user_id, hops=fusion.hops, as_of=None, since=when.since,
                              until=when.until, limit=max(1, fusion.max_facts))

@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from ..bounds import MAX_LABEL_CHARS, check_datetime, check_label, check_metadata, check_str
 from ..models import as_utc, new_id, utcnow
 
 EntityType = Literal["person", "place", "organisation", "thing", "event"]
@@ -31,8 +32,32 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def _utc_or_none(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)
+#: Most source ids a relation keeps (the newest ones when more are seen), and longest ``fact`` sentence.
+MAX_SOURCE_IDS = 1000
+MAX_FACT_CHARS = 2000
+
+
+def _utc_or_none(value: datetime | None, info: ValidationInfo) -> datetime | None:
+    return None if value is None else check_datetime(value, info.field_name or "datetime")
+
+
+def _text(value: str, info: ValidationInfo) -> str:
+    return check_str(value, info.field_name or "text", max_len=MAX_FACT_CHARS)
+
+
+def _label(value: str, info: ValidationInfo) -> str:
+    return check_label(value, info.field_name or "label")
+
+
+def _metadata(value: dict[str, Any]) -> dict[str, Any]:
+    return check_metadata(value)
+
+
+#: Text a caller names an entity by (a name, a hint): no NUL or lone surrogate, at most 200 characters
+#: (white space is collapsed and control characters refused by :func:`remem.graph.names.check_name`).
+NameText = Annotated[str, Field(max_length=MAX_LABEL_CHARS), AfterValidator(_text)]
+#: An id (of an entity, of a source message): a label of 1-200 characters.
+IdLabel = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS), AfterValidator(_label)]
 
 
 class Entity(_Model):
@@ -82,8 +107,8 @@ class Relation(_Model):
 
     @field_validator("valid_from", "valid_to", "expired_at", "deleted_at")
     @classmethod
-    def _utc_opt(cls, v: datetime | None) -> datetime | None:
-        return _utc_or_none(v)
+    def _utc_opt(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        return _utc_or_none(v, info)
 
     @field_validator("created_at", "updated_at")
     @classmethod
@@ -117,10 +142,10 @@ class EntityRef(_Model):
     """How a caller names an entity: by ``id`` (an existing one), or by ``name`` (+ ``type``, ``hint``), which
     :mod:`remem.graph.resolve` maps to an existing entity or a new one."""
 
-    name: str | None = None
+    name: NameText | None = None
     type: EntityType | None = None
-    hint: str | None = None
-    id: str | None = None
+    hint: NameText | None = None
+    id: IdLabel | None = None
 
 
 class GraphEventType(str, Enum):
@@ -176,6 +201,14 @@ class Neighbourhood(_Model):
 
     matched: list[Entity] = Field(default_factory=list)
     facts: list[GraphFact] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict, description=(
+        "entity id -> how the entity is shown (matched entities and those of the facts): its name, with its hint "
+        "(else its type, else a short id) when another entity of the user has the same name — the sentences of "
+        "`facts` use these labels"))
+
+    def label(self, entity: Entity) -> str:
+        """How ``entity`` is shown ("Maya (Alice's sister)" when the user has two Mayas; else "Maya")."""
+        return self.labels.get(entity.id, entity.name)
 
     @property
     def source_ids(self) -> list[str]:
@@ -190,8 +223,9 @@ class Neighbourhood(_Model):
 
 
 class GraphChange(_Model):
-    """The outcome of :meth:`remem.graph.Graph.add`: the relation now holding, the relations it closed, and the
-    events recorded (none when the relation was already known and nothing changed)."""
+    """The outcome of :meth:`remem.graph.Graph.add`: the relation now holding, the relations it ended (open ones it
+    closed, and ended ones whose known end it moved earlier: a single-valued relation holds one object at a time),
+    and the events recorded (none when the relation was already known and nothing changed)."""
 
     relation: Relation
     created: bool
@@ -213,16 +247,16 @@ class Triplet(_Model):
     relation that replaces another without a start date starts then."""
 
     subject: EntityRef
-    relation: str
+    relation: Annotated[str, Field(max_length=256)]
     object: EntityRef
     valid_from: datetime | None = None
     valid_to: datetime | None = None
-    source_ids: list[str] = Field(default_factory=list)
-    fact: str | None = None
+    source_ids: Annotated[list[IdLabel], Field(max_length=MAX_SOURCE_IDS)] = Field(default_factory=list)
+    fact: Annotated[str, Field(max_length=MAX_FACT_CHARS), AfterValidator(_text)] | None = None
     observed_at: datetime | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Annotated[dict[str, Any], AfterValidator(_metadata)] = Field(default_factory=dict)
 
     @field_validator("valid_from", "valid_to", "observed_at")
     @classmethod
-    def _utc_opt(cls, v: datetime | None) -> datetime | None:
-        return _utc_or_none(v)
+    def _utc_opt(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        return _utc_or_none(v, info)

@@ -3,18 +3,23 @@
 Three steps, cheapest first, over the user's entities (plus the new ones of the same batch):
 
 1. **exact name** — the mention's :func:`~remem.graph.names.name_key` equals an entity's name or alias key
-   (and the types agree when both are known). One such entity whose *hint* agrees is the match; hints agree
-   when either is missing, when one's content words contain the other's ("my sister" / "Alice's sister"), or
-   when their embeddings have cosine ≥ :attr:`Thresholds.hint_same`. Hints that disagree ("Alice's sister" vs
-   "Alice's colleague at Acme") or several same-named entities make the mention **ambiguous**.
-2. **embedding** — the cosine of the mention's name vector with each entity's name vector (same type):
+   (and the types agree when both are known). Hints agree when either is missing, when one's content words
+   contain the other's ("my sister" / "Alice's sister"), or when their embeddings have cosine ≥
+   :attr:`Thresholds.hint_same`. A mention *with* a hint joins the one namesake whose hint agrees (one that has
+   a hint first; else the one without a hint, which learns it); a *bare* mention ("Maya") joins the only
+   namesake, or, among several, the one without a hint. Anything else — hints that disagree ("Alice's sister"
+   vs "Alice's colleague at Acme"), a bare "Maya" when every Maya has a hint — is **ambiguous**.
+2. **embedding** — the cosine of the mention's name vector with each entity's name vector (same type, and the
+   same :func:`~remem.graph.names.identifiers`: "Room 101" is never "Room 102", "2023 Berlin Marathon" never
+   "2024 Berlin Marathon", whatever their cosine — 0.91 and 0.98 with the packaged MiniLM):
    ≥ :attr:`Thresholds.same` is a match (spelling variants: "New York" / "New York City" 0.95 with the packaged
    MiniLM); between :attr:`Thresholds.maybe` and ``same`` is ambiguous ("Maya" / "Maya Chen" 0.78, "Acme" /
    "Acme Corp" 0.83); below ``maybe`` is a new entity ("Lisbon" / "Berlin" 0.49).
 3. **confirmation** (only for ambiguous mentions, only with an LM — the pipeline passes one): a short
-   ``EntityMatch`` call picks one of the candidates or says "new". Without an LM the rule is deterministic:
-   hints that disagree → a new entity (a wrong merge corrupts facts, a missed one only splits them; ``Graph.merge``
-   joins two nodes by hand); several same-named entities and no hint → the most recently updated one.
+   ``EntityMatch`` call picks one of the candidates or says "new". Without an LM an ambiguous mention is a
+   **new entity** (a wrong merge corrupts facts, a missed one only splits them; ``Graph.merge`` joins two nodes
+   by hand). So a bare "Maya" said when Alice's sister and Alice's colleague are both known becomes a third,
+   hint-less Maya, which later bare mentions join; reads show each with its hint (:func:`~remem.graph.names.labels`).
 
 The thresholds were read off the packaged embedder (all-MiniLM-L6-v2 int8) on the name pairs above; another
 embedder may need others (``Graph(thresholds=...)``).
@@ -30,7 +35,7 @@ import numpy as np
 
 from ..embedders import Embedder
 from .models import Entity, EntityType
-from .names import name_key
+from .names import identifiers, name_key
 
 _WORD = re.compile(r"\w+")
 _WEAK = frozenset(["my", "our", "his", "her", "their", "your", "the", "a", "an", "its", "s", "of", "at", "in"])
@@ -59,6 +64,11 @@ class Mention:
     hint: str | None
     vector: np.ndarray
     context: str = ""  # the sentence it was mentioned in (shown to the confirmation step)
+    ids: frozenset[str] | None = None  # its identifier tokens (default: computed from the name)
+
+    def __post_init__(self) -> None:
+        if self.ids is None:
+            self.ids = identifiers(self.name)
 
 
 @dataclass
@@ -95,9 +105,41 @@ class Resolver:
                  facts_of: Callable[[Entity], list[str]] | None = None) -> None:
         self.embedder, self.thresholds, self.confirm = embedder, thresholds, confirm
         self.entities: list[Entity] = list(entities)
-        self.vectors: list[np.ndarray] = list(vectors) if vectors is not None else []
+        self._matrix = np.asarray(vectors, dtype=np.float32) if vectors is not None and len(vectors) else None
+        self._rows = len(self.entities) if self._matrix is not None else 0  # rows of _matrix in use
+        self._by_key: dict[str, list[int]] = {}  # name or alias key -> positions in entities
+        self._pos: dict[str, int] = {}  # entity id -> position in entities
+        self._by_ids: dict[frozenset[str], list[int]] = {}  # identifier tokens -> positions with those
+        for i, e in enumerate(self.entities):
+            self._index(i, e)
         self.facts_of = facts_of or (lambda e: [])
         self._hint_vectors: dict[str, np.ndarray] = {}
+
+    def _index(self, position: int, entity: Entity) -> None:
+        if entity.id not in self._pos:
+            self._by_ids.setdefault(identifiers(entity.name), []).append(position)
+        self._pos[entity.id] = position
+        for key in self.keys(entity):
+            slots = self._by_key.setdefault(key, [])
+            if position not in slots:
+                slots.append(position)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The name vector of each entity of :attr:`entities`, in order (one row each)."""
+        if self._matrix is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        return self._matrix[: self._rows]
+
+    def _append(self, vector: np.ndarray) -> None:
+        """Add a row (the matrix grows by doubling: a batch of n new entities costs O(n) copies, not O(n²))."""
+        row = np.asarray(vector, dtype=np.float32)
+        if self._matrix is None:
+            self._matrix = np.zeros((8, row.shape[0]), dtype=np.float32)
+        elif self._rows == len(self._matrix):
+            self._matrix = np.concatenate([self._matrix, np.zeros_like(self._matrix)])
+        self._matrix[self._rows] = row
+        self._rows += 1
 
     # -- helpers -------------------------------------------------------------------------------------------
     @staticmethod
@@ -131,25 +173,35 @@ class Resolver:
         return (candidates[choice].entity if choice is not None else None), True
 
     # -- the decision --------------------------------------------------------------------------------------
-    def resolve(self, mention: Mention, user_id: str) -> Decision:
-        exact = [e for e in self.entities if mention.key in self.keys(e) and self._types_agree(mention, e)]
-        if exact:
+    def _namesake(self, mention: Mention, exact: list[Entity]) -> Entity | None:
+        """The namesake a mention joins without asking (see the module docstring), or None: ambiguous."""
+        if mention.hint:
             agreeing = [e for e in exact if self.hints_agree(mention.hint, e.hint)]
-            if len(agreeing) == 1 and (len(exact) == 1 or mention.hint):
-                return self._join(agreeing[0], mention)
-            chosen, asked = self._ask(mention, [Candidate(e, 1.0) for e in exact])
+            hinted = [e for e in agreeing if e.hint]
+            if len(hinted) == 1:
+                return hinted[0]
+            return exact[0] if len(exact) == 1 and agreeing else None
+        if len(exact) == 1:
+            return exact[0]
+        bare = [e for e in exact if not e.hint]
+        return bare[0] if len(bare) == 1 else None
+
+    def resolve(self, mention: Mention, user_id: str) -> Decision:
+        exact = [self.entities[i] for i in self._by_key.get(mention.key, [])
+                 if self._types_agree(mention, self.entities[i])]
+        if exact:
+            found = self._namesake(mention, exact)
+            if found is not None:
+                return self._join(found, mention)
+            chosen, asked = self._ask(mention, [Candidate(e, 1.0) for e in exact][:3])
             if chosen is not None:
                 return self._join(chosen, mention, asked=True)
-            if not asked and not mention.hint:
-                return self._join(max(exact, key=lambda e: (e.updated_at, e.id)), mention)
-            if not asked and len(agreeing) > 1:
-                return self._join(max(agreeing, key=lambda e: (e.updated_at, e.id)), mention)
             return self._new(mention, user_id, asked=asked)
         similar = self._similar(mention)
         if similar and similar[0].score >= self.thresholds.same and \
                 self.hints_agree(mention.hint, similar[0].entity.hint):
             return self._join(similar[0].entity, mention)
-        maybe = [c for c in similar if c.score >= self.thresholds.maybe][:3]
+        maybe = similar
         if maybe:
             chosen, asked = self._ask(mention, maybe)
             if chosen is not None:
@@ -158,12 +210,21 @@ class Resolver:
         return self._new(mention, user_id)
 
     def _similar(self, mention: Mention) -> list[Candidate]:
-        if not self.vectors:
+        """At most 3 entities of the mention's type *and identifiers* with cosine ≥ ``maybe``, best first."""
+        rows = [i for i in self._by_ids.get(mention.ids or frozenset(), []) if i < self._rows]
+        if not rows:
             return []
-        sims = np.stack(self.vectors) @ mention.vector
-        out = [Candidate(e, float(s)) for e, s in zip(self.entities, sims, strict=True)
-               if self._types_agree(mention, e)]
-        return sorted(out, key=lambda c: -c.score)
+        sims = self.vectors[rows] @ mention.vector
+        out: list[Candidate] = []
+        for k in np.argsort(-sims):
+            e, score = self.entities[rows[int(k)]], float(sims[int(k)])
+            if score < self.thresholds.maybe:
+                break
+            if self._types_agree(mention, e):
+                out.append(Candidate(e, score))
+                if len(out) == 3:
+                    break
+        return out
 
     def _join(self, entity: Entity, mention: Mention, *, asked: bool = False) -> Decision:
         """Match: the entity learns the mention's spelling as an alias, and its hint if it had none."""
@@ -177,11 +238,14 @@ class Resolver:
         if not changes:
             return Decision(entity=entity, new=False, asked=asked)
         updated = entity.model_copy(update=changes)
-        self.entities[self.entities.index(entity)] = updated
+        position = self._pos[entity.id]
+        self.entities[position] = updated
+        self._index(position, updated)
         return Decision(entity=updated, new=False, changed=True, asked=asked)
 
     def _new(self, mention: Mention, user_id: str, *, asked: bool = False) -> Decision:
         entity = Entity(user_id=user_id, name=mention.name, type=mention.type or "thing", hint=mention.hint)
         self.entities.append(entity)
-        self.vectors.append(mention.vector)
+        self._append(mention.vector)
+        self._index(len(self.entities) - 1, entity)
         return Decision(entity=entity, new=True, asked=asked)

@@ -44,8 +44,10 @@ def _vector(raw: Any) -> np.ndarray | None:
 
 
 def _entity(row: Row) -> Entity:
+    """A stored entity (validated when it was written: built without re-validation, the rows of a user's whole
+    graph are read for every resolution batch)."""
     (id_, user_id, name, _key, type_, hint, aliases, created_at, updated_at) = row
-    return Entity(id=str(id_), user_id=str(user_id), name=str(name), type=type_, hint=hint,
+    return Entity.model_construct(id=str(id_), user_id=str(user_id), name=str(name), type=type_, hint=hint,
                   aliases=json.loads(aliases), created_at=datetime.fromisoformat(str(created_at)),
                   updated_at=datetime.fromisoformat(str(updated_at)))
 
@@ -102,6 +104,16 @@ class GraphRows:
     def by_key(tx: Tx, user_id: str, key: str) -> list[Entity]:
         rows = tx.fetchall(f"SELECT {_ENTITY_COLUMNS} FROM graph_entities WHERE user_id=? AND key=?"
                            " ORDER BY created_at, id", (user_id, key))
+        return [_entity(r) for r in rows]
+
+    @staticmethod
+    def by_keys(tx: Tx, user_id: str, keys: Sequence[str]) -> list[Entity]:
+        """The user's entities whose name has one of these :func:`~remem.graph.names.name_key` forms (namesakes)."""
+        keys = sorted(set(keys))
+        if not keys:
+            return []
+        rows = tx.fetchall(f"SELECT {_ENTITY_COLUMNS} FROM graph_entities WHERE user_id=? AND key IN ({_in(keys)})"
+                           " ORDER BY created_at, id", (user_id, *keys))
         return [_entity(r) for r in rows]
 
     @staticmethod

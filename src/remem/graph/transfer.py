@@ -5,8 +5,9 @@ After the memory and event lines, an export holds, per user, ``{"type": "entity"
 "event": {...}}`` lines (oldest first). Entity vectors are not exported: import re-embeds the names with the
 importing side's embedder, as it does memory texts.
 
-Import follows the memories' rules: every line is validated while the file is parsed (a bad one names its line
-and nothing is written); an id that exists for another user is refused; an id that exists for the same user is
+Import follows the memories' rules: every line is validated while the file is parsed — ids, names, hints and
+aliases, source ids, facts and metadata within the limits of :mod:`remem.graph.checks`, datetimes whose UTC form
+exists (a bad line names its line and nothing is written); an id that exists for another user is refused; an id that exists for the same user is
 skipped with its events, unless ``overwrite``, when the file's row and history replace it; a relation must name
 entities of its own user (in the file or already stored). When a row's last event in the file does not describe
 it (a hand-made file), an event by actor ``import`` records the imported state. The graph rows and their events
@@ -18,13 +19,15 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
+from ..bounds import check_metadata
 from ..errors import ImportFormatError
 from ..models import utcnow
 from ..parts import MemoryParts
 from ..storage.base import Tx
-from ..validation import check_user_id
+from ..validation import check_actor, check_reason, check_user_id
+from .checks import check_fact, check_id, check_sources
 from .models import Entity, GraphEvent, GraphEventType, Relation
-from .names import check_name, name_key, relation_name
+from .names import check_hint, check_name, name_key, relation_name
 from .storage import GraphRows
 
 GRAPH_LINES = ("entity", "relation", "graph_event")
@@ -34,6 +37,18 @@ def graph_users(parts: MemoryParts) -> list[str]:
     """Users with graph rows (an export of everyone includes users that have a graph and no memories)."""
     with parts.history.database.read() as tx:
         return GraphRows.users(tx)
+
+
+def graph_counts(parts: MemoryParts, user_id: str | None = None) -> dict[str, int]:
+    """How many graph entities, relations (deleted ones included) and graph events one user (or everyone) has:
+    what an export of them carries (``remem export`` reports it)."""
+    with parts.history.database.read() as tx:
+        out = {}
+        for table in ("graph_entities", "graph_relations", "graph_events"):  # fixed names, not input
+            row = (tx.fetchone(f"SELECT COUNT(*) FROM {table}") if user_id is None else
+                   tx.fetchone(f"SELECT COUNT(*) FROM {table} WHERE user_id=?", (user_id,)))
+            out[table] = int(row[0]) if row else 0
+    return out
 
 
 def write_graph_lines(parts: MemoryParts, out: TextIO, users: list[str]) -> int:
@@ -66,20 +81,33 @@ class GraphLines:
         if kind == "entity":
             entity = Entity.model_validate(obj["entity"])
             check_user_id(entity.user_id)
+            check_id(entity.id, "entity id")
             check_name(entity.name, "entity name")
+            check_hint(entity.hint, "entity hint")
+            for i, alias in enumerate(entity.aliases):
+                check_name(alias, f"entity aliases[{i}]")
             if entity.id in self.entities:
                 raise ImportFormatError(f"entity id {entity.id} appears twice")
             self.entities[entity.id] = entity
         elif kind == "relation":
             relation = Relation.model_validate(obj["relation"])
             check_user_id(relation.user_id)
+            for name in ("id", "subject_id", "object_id"):
+                check_id(getattr(relation, name), f"relation {name}")
             relation_name(relation.relation)
+            check_sources(relation.source_ids, "relation source_ids")
+            check_fact(relation.fact)
+            check_metadata(relation.metadata, "relation metadata")
             if relation.id in self.relations:
                 raise ImportFormatError(f"relation id {relation.id} appears twice")
             self.relations[relation.id] = relation
         else:
             event = GraphEvent.model_validate(obj["event"])
             check_user_id(event.user_id)
+            check_id(event.target_id, "graph event target_id")
+            check_actor(event.actor)
+            check_reason(event.reason)
+            check_metadata(event.snapshot, "graph event snapshot", max_bytes=None)
             self.events.append(event)
 
     def users(self) -> set[str]:

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
+from ..graph.aio import AsyncGraph
 from .core import Memory
 
 P = ParamSpec("P")
@@ -59,6 +60,12 @@ class AsyncMemory:
     users = _offload(Memory.users)
     doctor = _offload(Memory.doctor)
     recover = _offload(Memory.recover)
+
+    @property
+    def graph(self) -> AsyncGraph:
+        """Graph memory (:class:`remem.graph.aio.AsyncGraph`: ``memory.graph``'s methods as coroutines);
+        ``ConfigurationError`` when graph memory is off."""
+        return AsyncGraph(self.sync.graph)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.sync.close)

@@ -408,7 +408,7 @@ class Memory:
             from ..graph.fusion import fuse_graph
 
             return fuse_graph(self.parts, hits, query, user_id=user_id, limit=limit, since=since, until=until,
-                              options=opts.with_(**changes) if changes else opts)
+                              options=opts.with_(**changes) if changes else opts, kinds=kinds, categories=categories)
         return hits
 
     def context(
@@ -436,8 +436,10 @@ class Memory:
         return events
 
     def users(self) -> Users:
-        """Every user id with recorded memories (admin)."""
-        return self.storage.history.users()
+        """Every user id with recorded memories or a graph (admin), sorted."""
+        from ..graph.transfer import graph_users
+
+        return sorted({*self.storage.history.users(), *graph_users(self.parts)})
 
     def stats(self) -> Stats:
         live = self.store.count(MemoryFilter(user_id=None, all_users=True, deleted=False))

@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC
-from typing import Any
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from pydantic import Strict
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -186,12 +187,13 @@ def build_mcp_server(memory: Memory, resolve: UserResolver, *, static_profile: b
 
     if memory.settings.graph:  # graph memory (remem.graph): walk the user's entities and relations
         @server.tool()
-        def search_graph(entity_or_text: str, ctx: Context, hops: int = 1, as_of: str | None = None,
-                         timezone: str | None = None) -> dict[str, Any]:
+        def search_graph(entity_or_text: str, ctx: Context, hops: Annotated[int, Strict()] = 1,
+                         as_of: str | None = None, timezone: str | None = None) -> dict[str, Any]:
             """The relations of the people, places, organisations, things and events named in
             ``entity_or_text``, as dated sentences with their source ids. ``hops=2`` also follows the neighbours'
             relations ("Alice's sister" → the sister → where she lives); ``as_of`` (YYYY-MM-DD or an ISO time, on
-            the calendar of ``timezone``, default UTC) keeps only what held then."""
+            the calendar of ``timezone``, default UTC) keeps only what held then. Two entities with the same name
+            are told apart by their hint: "Maya (Alice's sister)"."""
             try:
                 tz = reference_time(None, timezone).tzinfo
                 when = parse_date(as_of, tz or UTC, end_of_day=True) if as_of else None
@@ -200,7 +202,7 @@ def build_mcp_server(memory: Memory, resolve: UserResolver, *, static_profile: b
                 found = memory.graph.neighbours(entity_or_text, user_id=user(ctx), hops=hops, as_of=when, tz=tz)
             except RememError as exc:
                 raise _tool_error(exc) from exc
-            return {"matched": [e.name for e in found.matched],
+            return {"matched": [found.label(e) for e in found.matched],
                     "facts": [{"text": f.text, "source_ids": f.source_ids, "relation_id": f.relation.id,
                                "hops": f.hops} for f in found.facts]}
 

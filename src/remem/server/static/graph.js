@@ -5,7 +5,7 @@
 "use strict";
 
 (() => {
-  const g = { cy: null, tab: "memories", entities: new Map(), relations: new Map(), selected: null };
+  const g = { cy: null, tab: "memories", entities: new Map(), labels: new Map(), relations: new Map(), selected: null };
   window.remem = { get cy() { return g.cy; }, onUser };
 
   const words = (relation) => relation.replace(/_/g, " ");
@@ -23,9 +23,23 @@
     return r.expired_at ? `no longer true as of ${day(r.expired_at)}` : "";
   }
 
+  // As the server shows it (remem.graph.names.labels): namesakes get their hint, else their type, else a short id.
+  function labelsOf(entities) {
+    const tags = [(x) => x.hint, (x) => x.type, (x) => `#${x.id.slice(0, 8)}`];
+    const groups = new Map(), out = new Map();
+    for (const e of entities) groups.set(e.name.toLowerCase(), [...(groups.get(e.name.toLowerCase()) || []), e]);
+    for (const e of entities) {
+      const group = groups.get(e.name.toLowerCase());
+      const tag = group.length > 1 ? tags.map((f) => [f(e), group.filter((x) => f(x) === f(e)).length])
+        .find(([t, n]) => t && n === 1) : null;
+      out.set(e.id, tag ? `${e.name} (${tag[0]})` : e.name);
+    }
+    return out;
+  }
+  const label = (e) => (e ? g.labels.get(e.id) || e.name : "?");
+
   function sentence(r) {
-    const s = g.entities.get(r.subject_id), o = g.entities.get(r.object_id);
-    return `${s ? s.name : "?"} ${phrase(r.relation)} ${o ? o.name : "?"}`;
+    return `${label(g.entities.get(r.subject_id))} ${phrase(r.relation)} ${label(g.entities.get(r.object_id))}`;
   }
 
   function showTab(which) {
@@ -67,7 +81,7 @@
         entities = [...byId.values()];
         relations = found.facts.map((f) => f.relation);
         $("graph-mode").textContent = found.matched.length
-          ? `Within ${body.hops} hop${body.hops === 1 ? "" : "s"} of ${found.matched.map((e) => e.name).join(", ")}`
+          ? `Within ${body.hops} hop${body.hops === 1 ? "" : "s"} of ${found.matched.map((e) => found.labels[e.id] || e.name).join(", ")}`
             + (asOf ? `, as of ${asOf}` : "")
           : `No entity matches “${query}”`;
       } else {
@@ -93,6 +107,7 @@
       return toast(e.message, true);
     }
     g.entities = new Map(entities.map((e) => [e.id, e]));
+    g.labels = labelsOf(entities);
     g.relations = new Map(relations.map((r) => [r.id, r]));
     draw(entities, relations);
     list(relations);
@@ -104,7 +119,7 @@
     g.cy = cytoscape({
       container: $("graph-canvas"),
       elements: [
-        ...entities.map((e) => ({ data: { id: e.id, label: e.name, type: e.type } })),
+        ...entities.map((e) => ({ data: { id: e.id, label: label(e), name: e.name, type: e.type } })),
         ...relations.map((r) => ({ data: { id: r.id, source: r.subject_id, target: r.object_id, label: words(r.relation) },
           classes: status(r) })),
       ],
@@ -135,7 +150,7 @@
     });
     g.cy.on("tap", "edge", (ev) => select(ev.target.id()));
     g.cy.on("tap", "node", (ev) => {
-      $("graph-query").value = ev.target.data("label");
+      $("graph-query").value = ev.target.data("name");
       load();
     });
   }
