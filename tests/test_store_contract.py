@@ -1,7 +1,13 @@
-"""The store contract, run against both backends: the embedded ``edge`` store and ``qdrant`` (client, :memory:).
+"""The store contract, run against every backend: the embedded ``edge`` store, ``qdrant`` (client, :memory:) and
+``pgvector`` (a real PostgreSQL 16 + pgvector server, a fresh database per test).
 
-Every test takes the ``store`` fixture, parametrized over both; the congruence tests build both side by side and
-check that identical inputs give identical ids, order and (within 1e-4) scores.
+Every test takes the ``store`` fixture, parametrized over the three; the congruence tests build stores side by
+side and check that identical inputs give identical ids, order and (within 1e-4) scores.
+
+Where pgvector differs on purpose, the suite says so: its BM25 takes the IDF statistics from the *user's*
+memories, the Qdrant stores from the whole collection, so BM25 scores agree only when the store holds one user
+(``test_congruence_pgvector_*``; the exact per-user formula is checked in ``tests/test_store_pgvector.py``).
+Dense scores, filters, scroll order and counts are identical.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from remem import Memory
 from remem.embedders.fake import FakeEmbedder
 from remem.errors import StoreError
 from remem.models import MemoryRecord
-from remem.stores import MemoryFilter, StoreQuery, VectorStore
+from remem.stores import MemoryFilter, ScoredRecord, StoreQuery, VectorStore
 from remem.stores.edge import EdgeStore
 from remem.stores.qdrant import QdrantStore
 
@@ -37,17 +43,31 @@ TEXTS = [
 ]
 
 
-def make_store(kind: str, tmp_path: Path) -> VectorStore:
+def make_store(kind: str, tmp_path: Path, url: str | None = None) -> VectorStore:
     if kind == "edge":
         return EdgeStore(tmp_path / f"edge-{kind}", DIM)
+    if kind == "pgvector":
+        from remem.storage.postgres import PostgresDatabase
+        from remem.stores.pgvector import PgvectorStore
+
+        assert url is not None
+        return PgvectorStore(PostgresDatabase(url, pool_size=2), DIM)
     return QdrantStore(":memory:", DIM)
 
 
-@pytest.fixture(params=["edge", "qdrant"])
+def close_store(store: VectorStore) -> None:
+    store.close()
+    database = getattr(store, "database", None)
+    if database is not None:
+        database.close()
+
+
+@pytest.fixture(params=["edge", "qdrant", "pgvector"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    s = make_store(request.param, tmp_path)
+    url = request.getfixturevalue("postgres_url") if request.param == "pgvector" else None
+    s = make_store(request.param, tmp_path, url)
     yield s
-    s.close()
+    close_store(s)
 
 
 def rec(text: str, user: str = "alice", day: int = 0, **kw: object) -> MemoryRecord:
@@ -379,3 +399,76 @@ def test_top_k_widens_until_the_tie_at_the_cut_is_complete() -> None:
     assert [i for i, _ in best] == sorted(i for i, _ in records[:40])[:5]
     assert asked == [13, 26, 52]  # widened until the 1.0 tie class (40 results) was complete
     assert top_k(fetch, 0) == []
+
+
+# -- congruence with pgvector ------------------------------------------------------------------------------------
+@pytest.fixture
+def edge_and_pgvector(tmp_path: Path, postgres_url: str) -> Iterator[tuple[VectorStore, VectorStore]]:
+    edge, pg = make_store("edge", tmp_path), make_store("pgvector", tmp_path, postgres_url)
+    yield edge, pg
+    close_store(edge)
+    close_store(pg)
+
+
+FILTERS = (ALICE, MemoryFilter(user_id="bob", categories=["even"]),
+           MemoryFilter(user_id="alice", since=T0 + timedelta(days=5), until=T0 + timedelta(days=9)))
+
+
+def assert_same_hits(a: list[ScoredRecord], b: list[ScoredRecord], context: object) -> None:
+    assert a, context
+    np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
+    assert [h.record for h in a] == [h.record for h in b], context
+
+
+def test_congruence_pgvector_dense_scroll_and_count(edge_and_pgvector: tuple[VectorStore, VectorStore]) -> None:
+    """Dense scores, ids and order, filters, counts and scroll pages are identical to the edge store's."""
+    records = bigger_corpus()
+    for s in edge_and_pgvector:
+        put(s, records)
+    edge, pg = edge_and_pgvector
+    for flt in FILTERS:
+        for text in QUERIES:
+            q = StoreQuery(filter=flt, limit=15, dense=EMB.embed([text])[0])
+            assert_same_hits(edge.query(q), pg.query(q), (text, flt))
+        assert edge.count(flt) == pg.count(flt)
+        for order in ("asc", "desc"):
+            pages = [[r.id for r in s.scroll(flt, offset=7, limit=11, order=order)] for s in (edge, pg)]  # type: ignore[arg-type]
+            assert pages[0] == pages[1]
+
+
+def test_congruence_pgvector_bm25_with_one_user(edge_and_pgvector: tuple[VectorStore, VectorStore]) -> None:
+    """pgvector's BM25 IDF is per user; with one user in the store it is Qdrant's collection IDF: same scores."""
+    records = [r for r in bigger_corpus() if r.user_id == "alice"]
+    for s in edge_and_pgvector:
+        put(s, records)
+    edge, pg = edge_and_pgvector
+    for flt in (ALICE, MemoryFilter(user_id="alice", categories=["even"]),
+                MemoryFilter(user_id="alice", since=T0 + timedelta(days=5), until=T0 + timedelta(days=9))):
+        for text in QUERIES:
+            q = StoreQuery(filter=flt, limit=15, text=text)
+            assert_same_hits(edge.query(q), pg.query(q), (text, flt))
+
+
+def test_congruence_memory_search_pgvector(tmp_path: Path, postgres_url: str) -> None:
+    """Memory.search on pgvector equals edge's in every mode with one user; with a second user in the store,
+    dense search is still identical and BM25 differs only by its per-user IDF (stated, not skipped)."""
+    lines = [r.text for r in bigger_corpus() if r.user_id == "alice"]
+    dump = tmp_path / "dump.jsonl"
+    with Memory(tmp_path / "edge", embedder="fake") as edge:
+        edge.add(lines, user_id="alice", categories=["misc"])
+        edge.export(dump)
+        with Memory(tmp_path / "pg", embedder="fake", store="pgvector", database_url=postgres_url) as pg:
+            assert pg.import_(dump)["memories"] == len(lines)
+
+            def results(m: Memory, q: str, mode: str, **kw: object) -> list[tuple[str, float, dict[str, int]]]:
+                return [(h.record.id, round(h.score, 4), h.ranks) for h in
+                        m.search(q, user_id="alice", mode=mode, **kw)]  # type: ignore[arg-type]
+
+            for q in QUERIES:
+                for mode in ("hybrid", "dense", "bm25"):
+                    for kw in ({}, {"categories": ["misc"], "limit": 3}, {"threshold": 0.2}):
+                        assert results(edge, q, mode, **kw) == results(pg, q, mode, **kw), (q, mode, kw)
+            for m in (edge, pg):
+                m.add(["bob's tea and coffee", "bob's garden", "bob's music"], user_id="bob")
+            for q in QUERIES:
+                assert results(edge, q, "dense") == results(pg, q, "dense")

@@ -40,7 +40,11 @@ class LocalPostgres:
         self.max_connections = max_connections
         self.user: str | None = None
         if hasattr(os, "geteuid") and os.geteuid() == 0:
-            from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+            from pgserver.utils import (
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
 
             self.user = "pgserver"
             ensure_user_exists(self.user)

@@ -1,0 +1,109 @@
+"""``remem bench store --hnsw-recall``: what an HNSW index gives per-user dense search on pgvector 0.6.
+
+On a filled pgvector store it builds the HNSW index (cosine, pgvector defaults m = 16, ef_construction = 64)
+and, for the benchmark's queries, compares the top ``limit`` of one user found through the index (the index's
+``ef_search`` candidates, then the user filter) with the exact top ``limit`` of the store's per-user scan; it
+also reports whether Postgres itself picks the index for ``WHERE user_id = ? ORDER BY embedding <=> q LIMIT k``
+and that plan's recall. pgvector 0.6 filters the ``hnsw.ef_search`` candidates the index
+returns *after* the scan (no iterative scans before 0.8), so recall falls with the user's share of the table.
+The same comparison without a user filter (against an exact scan of every row) shows the index itself is sound.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from ..stores.base import MemoryFilter, StoreQuery
+from ..stores.pgvector import HNSW_INDEX
+from .store_backends import BenchStore
+
+
+class HnswPoint(BaseModel):
+    ef_search: int
+    planner_uses_index: bool = Field(description="whether Postgres picks the HNSW index for the per-user query")
+    planner_recall: float = Field(description="recall of the per-user query as Postgres plans it")
+    recall: float = Field(description="mean share of the exact per-user top-k found through the index "
+                                      "(index scan, then the user filter)")
+    returned: float = Field(description="mean rows the index path returned (of k)")
+    p50_ms: float
+    unfiltered_recall: float = Field(description="recall@k without a user filter, vs an exact scan of all rows")
+
+
+class HnswResult(BaseModel):
+    size: int
+    users: int
+    limit: int
+    queries: int
+    build_seconds: float
+    index_mb: float
+    exact_p50_ms: float
+    points: list[HnswPoint]
+
+
+def _recall(got: Sequence[str], truth: Sequence[str]) -> float:
+    return len(set(got) & set(truth)) / len(truth) if truth else 1.0
+
+
+def _literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.8g}" for x in np.asarray(vector, dtype=np.float32)) + "]"
+
+
+def measure_hnsw_recall(bench: BenchStore, queries: Sequence[tuple[str, np.ndarray]], *, size: int, users: int,
+                        limit: int = 10, efs: Sequence[int] = (40, 1000), unfiltered: int = 10) -> HnswResult:
+    """Build the index on ``bench`` (a pgvector store), then measure; ``queries`` are (user, query vector)."""
+    db = bench.database
+    started = time.perf_counter()
+    with db.transaction() as tx:
+        tx.execute("SET LOCAL maintenance_work_mem = '2GB'")
+        tx.execute(f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON memories USING hnsw (embedding vector_cosine_ops)")
+    build = time.perf_counter() - started
+    with db.read() as tx:
+        row = tx.fetchone(f"SELECT pg_relation_size('{HNSW_INDEX}')")
+        tx.execute("ANALYZE memories")
+    exact: list[list[str]] = []
+    exact_ms: list[float] = []
+    for user, vector in queries:
+        t0 = time.perf_counter()
+        hits = bench.store.query(StoreQuery(filter=MemoryFilter(user_id=user, deleted=None), limit=limit, dense=vector))
+        exact_ms.append((time.perf_counter() - t0) * 1000)
+        exact.append([h.record.id for h in hits])
+    everyone: list[list[str]] = []
+    with db.read() as tx:  # exact over every row: no index can serve this ORDER BY expression
+        for _, vector in queries[:unfiltered]:
+            everyone.append([str(r[0]) for r in tx.fetchall(
+                "SELECT id FROM memories ORDER BY 1 - (embedding <=> ?::vector) DESC, id LIMIT ?",
+                (_literal(vector), limit))])
+    natural_sql = "SELECT id FROM memories WHERE user_id = ? ORDER BY embedding <=> ?::vector LIMIT ?"
+    forced_sql = ("SELECT id FROM (SELECT id, user_id FROM memories ORDER BY embedding <=> ?::vector LIMIT ?) c "
+                  "WHERE c.user_id = ? LIMIT ?")
+    points: list[HnswPoint] = []
+    for ef in efs:
+        natural, forced, returned, latencies, open_recalls = [], [], [], [], []
+        with db.transaction() as tx:
+            tx.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+            plan = " ".join(str(r[0]) for r in tx.fetchall(
+                "EXPLAIN " + natural_sql, (queries[0][0], _literal(queries[0][1]), limit)))
+            for (user, vector), truth in zip(queries, exact, strict=True):
+                literal = _literal(vector)
+                got = [str(r[0]) for r in tx.fetchall(natural_sql, (user, literal, limit))]
+                natural.append(_recall(got, truth))
+                t0 = time.perf_counter()
+                got = [str(r[0]) for r in tx.fetchall(forced_sql, (literal, int(ef), user, limit))]
+                latencies.append((time.perf_counter() - t0) * 1000)
+                returned.append(len(got))
+                forced.append(_recall(got, truth))
+            for (_, vector), truth in zip(queries, everyone, strict=False):
+                got = [str(r[0]) for r in tx.fetchall(
+                    "SELECT id FROM memories ORDER BY embedding <=> ?::vector LIMIT ?", (_literal(vector), limit))]
+                open_recalls.append(_recall(got, truth))
+        points.append(HnswPoint(ef_search=ef, planner_uses_index=HNSW_INDEX in plan,
+                                planner_recall=float(np.mean(natural)), recall=float(np.mean(forced)),
+                                returned=float(np.mean(returned)), p50_ms=float(np.percentile(latencies, 50)),
+                                unfiltered_recall=float(np.mean(open_recalls)) if open_recalls else float("nan")))
+    return HnswResult(size=size, users=users, limit=limit, queries=len(queries), build_seconds=build,
+                      index_mb=(int(row[0]) if row else 0) / 2**20, exact_p50_ms=float(np.percentile(exact_ms, 50)),
+                      points=points)
