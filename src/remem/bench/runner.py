@@ -1,8 +1,10 @@
 """Running a retrieval benchmark: ingest each conversation as its own user, ask every question of every system.
 
 Systems in one run, on the same data and the same embedder: ``bm25-only`` and ``dense-only`` over raw turns
-(baselines), and remem configurations over raw episodes (see :data:`REMEM_SYSTEMS`). The data directory is a
-fresh temporary ``REMEM_HOME`` per run, removed afterwards.
+(baselines), and remem configurations over raw episodes (see :data:`REMEM_SYSTEMS`; with ``keyword_only`` also
+:data:`KEYWORD_SYSTEM`, the store's keyword signal alone). The data directory is a fresh temporary
+``REMEM_HOME`` per run, removed afterwards. ``store`` picks the vector store (``edge``; ``pgvector[:options]``
+runs on ``REMEM_DATABASE_URL`` or a throw-away local Postgres, see :mod:`remem.bench.postgres`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +28,17 @@ from ..retrieval.search import SearchOptions
 from .baselines import BM25Baseline, DenseBaseline
 from .dataset import Conversation, Question
 from .metrics import KS, QuestionResult, aggregate, count_tokens, latency_summary, score_question
+from .postgres import bench_postgres
 
 #: remem configurations measured in every run: name -> search options (raw episodes).
 REMEM_SYSTEMS: dict[str, SearchOptions] = {
     "remem-hybrid": SearchOptions(expand_neighbors=0),
     "remem-hybrid+expand": SearchOptions(),  # the defaults of Memory.search
+}
+
+#: The store's keyword signal alone (BM25 mode, no feedback, no expansion): compares keyword implementations.
+KEYWORD_SYSTEM: dict[str, SearchOptions] = {
+    "remem-keyword": SearchOptions(mode="bm25", expand_neighbors=0, feedback_terms=0),
 }
 
 #: With an LM (``facts_lm``): the LLM pipeline ingests each session (episodes + extracted facts).
@@ -110,6 +119,16 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _database_bytes(memory: Memory) -> int:
+    """The pgvector store's tables with their indexes (0 for a store kept in files)."""
+    database = getattr(memory.store, "database", None)
+    if database is None:
+        return 0
+    with database.read() as tx:
+        row = tx.fetchone("SELECT pg_total_relation_size('memories') + pg_total_relation_size('memory_terms')")
+    return int(row[0]) if row else 0
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -131,9 +150,13 @@ def run_retrieval(
     home: Path | None = None,
     answer_system: str | None = None,
     facts_lm: Any = None,
+    store: str = "edge",
+    keyword_only: bool = False,
 ) -> BenchRun:
     """Ingest, then retrieve for every scored question with every system; returns per-question results."""
     systems = REMEM_SYSTEMS if systems is None else systems
+    if keyword_only:
+        systems = {**KEYWORD_SYSTEM, **systems}
     inner = get_embedder(embedder) if isinstance(embedder, str) else embedder
     cached = CachingEmbedder(inner)
     runs: dict[str, SystemRun] = {}
@@ -144,8 +167,11 @@ def run_retrieval(
     n_turns = sum(len(c.turns) for c in conversations)
     n_questions = sum(1 for c in conversations for q in c.questions if scored(q))
     n_asked = sum(1 for c in conversations for q in c.questions if scored(q) or answer_system is not None)
-    with tempfile.TemporaryDirectory(prefix="remem-bench-", dir=home) as tmp:
-        memory = Memory(Path(tmp) / "home", embedder=cached, store="edge")
+    with tempfile.TemporaryDirectory(prefix="remem-bench-", dir=home) as tmp, ExitStack() as stack:
+        url = None
+        if store.partition(":")[0] == "pgvector":
+            url = stack.enter_context(bench_postgres(Path(tmp))).fresh_database()
+        memory = Memory(Path(tmp) / "home", embedder=cached, store=store, database_url=url)
         try:
             started = time.perf_counter()
             done = 0
@@ -158,7 +184,8 @@ def run_retrieval(
             ingest_s = time.perf_counter() - started
             facts_memory = _ingest_facts(Path(tmp) / "facts", cached, facts_lm, conversations, progress) \
                 if facts_lm is not None else None
-            store_bytes = _dir_size(Path(tmp))
+            store_bytes = sum(_dir_size(p) for p in Path(tmp).iterdir() if p.name != "postgres") \
+                + _database_bytes(memory)
             asked = 0
             for conv in conversations:
                 tokens = {t.id: count_tokens(t.memory_text()) for t in conv.turns}
@@ -201,5 +228,5 @@ def run_retrieval(
         ingest={"turns": float(n_turns), "seconds": ingest_s, "turns_per_s": n_turns / ingest_s if ingest_s else 0.0},
         resources={"peak_rss_mb": peak_rss_mb(), "store_mb": store_bytes / 2**20},
         config={"conversations": len(conversations), "questions": n_questions, "embedder": inner.name,
-                "k_max": k_max, "systems": {k: repr(v) for k, v in systems.items()}},
+                "k_max": k_max, "store": store, "systems": {k: repr(v) for k, v in systems.items()}},
     )

@@ -154,7 +154,9 @@ def corpus_vectors(texts: Sequence[str], embedder: Embedder, cache_dir: Path, se
                    console: Console) -> tuple[np.ndarray, int, int, float]:
     """Vectors for ``texts`` (the synthetic corpus prefix), from the cache where possible.
 
-    Returns (vectors, rows from cache, rows embedded now, seconds spent embedding).
+    Only distinct texts are embedded (the templated corpus repeats itself: 168k distinct texts in 1M); a text
+    already in the cached prefix reuses its vector. Returns (vectors, rows from cache, rows computed now,
+    seconds spent embedding).
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", embedder.name)
@@ -166,15 +168,20 @@ def corpus_vectors(texts: Sequence[str], embedder: Embedder, cache_dir: Path, se
     have = min(len(cached), n)
     if have == n:
         return np.asarray(cached[:n]), n, 0, 0.0
-    parts = [np.asarray(cached[:have])]
+    known = {t: i for i, t in reversed(list(enumerate(texts[:have])))}
+    fresh = [t for t in dict.fromkeys(texts[have:]) if t not in known]
     started = time.perf_counter()
+    computed: dict[str, np.ndarray] = {}
     with _progress(console) as bar:
-        task = bar.add_task(f"embedding corpus ({embedder.name}, cached to {path.name})", total=n - have)
-        for start in range(have, n, 512):
-            parts.append(embedder.embed(list(texts[start : start + 512])))
-            bar.update(task, advance=len(parts[-1]))
+        task = bar.add_task(f"embedding {len(fresh):,} distinct corpus texts ({embedder.name}, cached to "
+                            f"{path.name})", total=len(fresh))
+        for start in range(0, len(fresh), 512):
+            chunk = fresh[start : start + 512]
+            computed.update(zip(chunk, embedder.embed(chunk), strict=True))
+            bar.update(task, advance=len(chunk))
     seconds = time.perf_counter() - started
-    vectors = np.concatenate(parts).astype(np.float32)
+    rest = np.stack([computed[t] if t in computed else cached[known[t]] for t in texts[have:]])
+    vectors = np.concatenate([np.asarray(cached[:have]), rest]).astype(np.float32)
     tmp = path.with_name(path.stem + ".tmp.npy")
     np.save(tmp, vectors)
     tmp.replace(path)

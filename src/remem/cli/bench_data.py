@@ -24,6 +24,10 @@ ConvOpt = Annotated[
 ]
 LmOpt = Annotated[str | None, typer.Option("--lm", help="LM to answer and judge with (e.g. openai/gpt-4o-mini).")]
 EmbedderOpt = Annotated[str, typer.Option("--embedder", help="Embedder spec (default: the packaged local model).")]
+StoreOpt = Annotated[str, typer.Option("--store", help="Vector store: edge, or pgvector[:fts|bm25] (on "
+                                       "REMEM_DATABASE_URL, else a throw-away local Postgres).")]
+KeywordOpt = Annotated[bool, typer.Option("--keyword-only", help="Also measure the store's keyword signal alone "
+                                          "(system remem-keyword).")]
 
 
 def _select(conversations: list[Any], which: str | None, limit: int | None) -> list[Any]:
@@ -46,7 +50,8 @@ def _select(conversations: list[Any], which: str | None, limit: int | None) -> l
     return conversations
 
 
-def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | None, embedder: str) -> None:
+def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | None, embedder: str,
+         store: str = "edge", keyword_only: bool = False) -> None:
     from ..bench.report import markdown, write_report
     from ..bench.runner import run_retrieval
 
@@ -66,7 +71,7 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
 
             model = resolve_lm(lm)
         run = run_retrieval(dataset, conversations, embedder=embedder, progress=progress,
-                            answer_system=answer_system, facts_lm=model)
+                            answer_system=answer_system, facts_lm=model, store=store, keyword_only=keyword_only)
         if model is not None and answer_system:
             from ..bench.answer import AnswerScorer, answer_all
 
@@ -79,17 +84,20 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
 
 @bench_app.command("locomo")
 def locomo(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
-           lm: LmOpt = None, embedder: EmbedderOpt = "local") -> None:
+           lm: LmOpt = None, embedder: EmbedderOpt = "local", store: StoreOpt = "edge",
+           keyword_only: KeywordOpt = False) -> None:
     """LoCoMo: evidence recall@k per category vs BM25-only and dense-only baselines (with --lm: answers)."""
     from ..bench.locomo import load_locomo
 
-    _run("locomo", _select(load_locomo(data), conversations, limit), out, lm, embedder)
+    _run("locomo", _select(load_locomo(data), conversations, limit), out, lm, embedder, store, keyword_only)
 
 
 @bench_app.command("longmemeval")
 def longmemeval(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
-                lm: LmOpt = None, embedder: EmbedderOpt = "local") -> None:
+                lm: LmOpt = None, embedder: EmbedderOpt = "local", store: StoreOpt = "edge",
+                keyword_only: KeywordOpt = False) -> None:
     """LongMemEval: session recall_any/all@k and turn recall@k per question type vs baselines."""
     from ..bench.longmemeval import load_longmemeval
 
-    _run("longmemeval", _select(load_longmemeval(data), conversations, limit), out, lm, embedder)
+    _run("longmemeval", _select(load_longmemeval(data), conversations, limit), out, lm, embedder, store,
+         keyword_only)
