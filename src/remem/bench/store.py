@@ -28,6 +28,7 @@ With ``hnsw_recall``, each pgvector size also builds an HNSW index and measures 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import platform
 import re
@@ -334,6 +335,9 @@ def run_store_bench(cfg: StoreBenchConfig, console: Console | None = None) -> St
                         hnsw_results.append(hnsw)
                     out.print(f"[dim]{backend} @ {size:,}: insert {row.insert_per_s:,.0f}/s, hybrid p95 "
                               f"{row.hybrid_p95_ms:.1f} ms[/]", highlight=False)
+                    partial = {"rows": [r.model_dump(mode="json") for r in rows],
+                               "hnsw": [h.model_dump(mode="json") for h in hnsw_results]}
+                    (cfg.out / "bench-store.partial.json").write_text(json.dumps(partial, indent=2))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     targets = [Target(backend=r.backend, size=r.size, goal_p95_ms=TARGETS_P95_MS[r.backend],
@@ -351,6 +355,7 @@ def run_store_bench(cfg: StoreBenchConfig, console: Console | None = None) -> St
     out.print(notes(report))
     (cfg.out / "bench-store.md").write_text(to_markdown(report), encoding="utf-8")
     (cfg.out / "bench-store.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    (cfg.out / "bench-store.partial.json").unlink(missing_ok=True)  # what a long run had written so far
     written = [cfg.out / "bench-store.md", cfg.out / "bench-store.json"]
     if len(cfg.sizes) > 1:
         written.append(write_plot(report, cfg.out / "bench-store.png"))
