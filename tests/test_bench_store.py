@@ -44,6 +44,9 @@ def test_tiny_run_has_every_backend_and_sane_numbers(tmp_path: Path) -> None:
             assert row.agreement is not None and 0.5 < row.agreement <= 1.0  # BM25 IDF per user, dense identical
             assert row.server_mb is not None and row.server_mb > 0  # the local server's processes
             assert row.location.startswith("Postgres 16, local server")
+            assert row.roundtrip_p50_ms is not None and 0 < row.roundtrip_p50_ms <= (row.roundtrip_p95_ms or 0)
+        else:
+            assert row.roundtrip_p50_ms is None
     assert report.embedding.corpus_embedded_rows == 300 and report.embedding.texts_per_s > 0
     assert [(t.backend, t.size, t.goal_p95_ms) for t in report.targets] == [("edge", 300, 10.0),
                                                                             ("pgvector", 300, 25.0)]

@@ -115,6 +115,8 @@ class BackendRow(BaseModel):
     server_mb: float | None = Field(default=None, description="PSS of the local Postgres server's processes")
     disk_mb: float | None = None
     agreement: float | None = None
+    roundtrip_p50_ms: float | None = Field(default=None, description="bare SELECT 1 round trip (pgvector)")
+    roundtrip_p95_ms: float | None = None
 
 
 class Target(BaseModel):
@@ -269,6 +271,7 @@ def bench_backend(backend: Backend, records: Sequence[MemoryRecord], vectors: np
             store_only, same_ids = _timed_searches(memory, queries, cfg.limit, "hybrid")
             memory.embedder = embedder
         rss, server, disk = _rss_mb() - rss_before, bench.server_mb(), bench.disk_bytes()
+        roundtrips = bench.roundtrips_ms()
         if same_ids != ids:
             raise BenchmarkError("hybrid results changed when query vectors were precomputed", backend=backend)
         if backend == "pgvector" and cfg.hnsw_recall:
@@ -282,7 +285,9 @@ def bench_backend(backend: Backend, records: Sequence[MemoryRecord], vectors: np
                      hybrid_p50_ms=_pct(hybrid, 50), hybrid_p95_ms=_pct(hybrid, 95), hybrid_p99_ms=_pct(hybrid, 99),
                      store_p50_ms=_pct(store_only, 50), store_p95_ms=_pct(store_only, 95), dense_p50_ms=_pct(dense, 50),
                      dense_p95_ms=_pct(dense, 95), rss_mb=rss, server_mb=server,
-                     disk_mb=None if disk is None else disk / 2**20)
+                     disk_mb=None if disk is None else disk / 2**20,
+                     roundtrip_p50_ms=_pct(roundtrips, 50) if roundtrips else None,
+                     roundtrip_p95_ms=_pct(roundtrips, 95) if roundtrips else None)
     return row, ids, hnsw
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,19 @@ class BenchStore:
         if self.location.endswith("on disk"):
             return dir_bytes(self.directory / "qdrant")
         return None  # qdrant :memory:
+
+    def roundtrips_ms(self, n: int = 200) -> list[float] | None:
+        """Latencies of ``n`` bare ``SELECT 1`` round trips to the database (pgvector), in ms: the share of a
+        search that is inter-process communication and scheduling, not work."""
+        if self.database is None:
+            return None
+        out = []
+        with self.database.read() as tx:
+            for _ in range(n):
+                t0 = time.perf_counter()
+                tx.fetchone("SELECT 1")
+                out.append((time.perf_counter() - t0) * 1000)
+        return out
 
     def server_mb(self) -> float | None:
         """Resident memory outside this process (the local Postgres server's PSS), if measurable."""

@@ -58,6 +58,12 @@ def notes(report: StoreBenchReport) -> str:
         f"qdrant local mode filters in Python: it runs {cfg.slow_queries} queries; agree = mean top-{cfg.limit} "
         + "overlap of a backend's hybrid hits with edge's (pgvector: BM25 IDF per user, dense identical).",
     ]
+    trips = [r for r in report.rows if r.roundtrip_p50_ms is not None]
+    if trips:
+        lines.append("one bare round trip to Postgres (SELECT 1) in the same run: " + "; ".join(
+            f"{r.size:,}: p50 {r.roundtrip_p50_ms:.2f} ms, p95 {r.roundtrip_p95_ms:.2f} ms" for r in trips)
+            + " — a pgvector search makes 3 (dense, BM25, feedback BM25), each also waiting for the server process "
+            + "to be scheduled.")
     for t in report.targets:
         mark = "✓ met" if t.met else "✗ missed"
         lines.append(f"goal: {t.backend} filtered hybrid search p95 ≤ {t.goal_p95_ms:g} ms at {t.size:,} memories "
