@@ -153,6 +153,19 @@ def _rss_mb() -> float:
     return float(psutil.Process().memory_info().rss) / 2**20
 
 
+def _settled_rss_mb() -> float:
+    """RSS after returning freed memory to the OS (garbage collection, then glibc's ``malloc_trim``), so the
+    growth measured from here is the store's, not what an earlier backend's run left to the allocator."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the baseline is merely less exact
+        pass
+    return _rss_mb()
+
+
 def corpus_vectors(texts: Sequence[str], embedder: Embedder, cache_dir: Path, seed: int,
                    console: Console) -> tuple[np.ndarray, int, int, float]:
     """Vectors for ``texts`` (the synthetic corpus prefix), from the cache where possible.
@@ -258,8 +271,7 @@ def bench_backend(backend: Backend, records: Sequence[MemoryRecord], vectors: np
                   postgres: BenchPostgres | None = None) -> tuple[BackendRow, list[list[str]], HnswResult | None]:
     """Fill one fresh store with ``records``, time inserts and searches; returns the row, the hybrid hit ids and
     (pgvector with ``hnsw_recall``) the HNSW measurement."""
-    gc.collect()
-    rss_before = _rss_mb()
+    rss_before = _settled_rss_mb()
     hnsw: HnswResult | None = None
     with _filled(backend, records, vectors, cfg, embedder.dimensions, workdir, postgres, console) as (bench,
                                                                                                     insert_s):
