@@ -123,15 +123,15 @@ def write_plot(report: StoreBenchReport, path: Path) -> Path:
             ax.plot(sizes, values, style, marker="o", color=colors.get(backend), label=f"{backend} {pct}")
     for t in {(t.backend, t.goal_p95_ms) for t in report.targets}:
         ax.axhline(t[1], color=colors.get(t[0]), linewidth=0.8, alpha=0.5, linestyle="-.")
-        ax.annotate(f"{t[0]} goal p95 {t[1]:g} ms", (min(r.size for r in report.rows), t[1]), fontsize=8,
-                    color=colors.get(t[0]), va="bottom")
+        ax.annotate(f"{t[0]} goal: p95 ≤ {t[1]:g} ms", (max(r.size for r in report.rows), t[1]), fontsize=8,
+                    color=colors.get(t[0]), va="bottom", ha="right")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(f"memories (over {report.config.users:,} users)")
     ax.set_ylabel("filtered hybrid search latency, ms (query embedding included)")
     ax.set_title("remem bench store: search latency vs store size")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, ncol=2, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
