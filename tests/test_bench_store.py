@@ -54,9 +54,12 @@ def test_tiny_run_has_every_backend_and_sane_numbers(tmp_path: Path) -> None:
     for h in report.hnsw:
         assert h.build_seconds > 0 and h.queries == 20
         assert all(0 <= p.recall <= 1 and 0 <= p.planner_recall <= 1 and p.returned <= 10 for p in h.points)
+        assert [(t.share, t.rows, t.ef_search) for t in h.tenants] == [(0.01, 10, 40), (0.05, 15 if h.size == 300
+                                                                                    else 10, 40)]
+        assert all(0 <= t.recall <= 1 for t in h.tenants)
     markdown = (cfg.out / "bench-store.md").read_text()
     assert "| edge | 300 |" in markdown and "| qdrant | 300 |" in markdown and "| pgvector | 300 |" in markdown
-    assert "HNSW index and per-user search" in markdown
+    assert "HNSW index and per-user search" in markdown and "One big tenant" in markdown
     assert json.loads((cfg.out / "bench-store.json").read_text())["rows"][0]["backend"] == "edge"
     assert (cfg.out / "bench-store.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = run_store_bench(cfg.model_copy(update={"sizes": [120], "backends": ["edge"], "hnsw_recall": False}),

@@ -310,7 +310,7 @@ def _agreement(reference: Sequence[Sequence[str]], other: Sequence[Sequence[str]
 
 def run_store_bench(cfg: StoreBenchConfig, console: Console | None = None) -> StoreBenchReport:
     """Run the benchmark, print the table, write ``<out>/bench-store.md``, ``.json`` and ``.png``; return it."""
-    from .store_report import hnsw_table, notes, rich_table, to_markdown, write_plot
+    from .store_report import hnsw_table, notes, rich_table, tenant_table, to_markdown, write_plot
 
     out = console or Console()
     started_at, started = utcnow(), time.perf_counter()
@@ -369,6 +369,7 @@ def run_store_bench(cfg: StoreBenchConfig, console: Console | None = None) -> St
     out.print(rich_table(report), width=max(out.width, 120), crop=False)  # never squeeze the numbers
     if report.hnsw:
         out.print(hnsw_table(report), width=max(out.width, 140), crop=False)
+        out.print(tenant_table(report), width=max(out.width, 100), crop=False)
     out.print(notes(report))
     (cfg.out / "bench-store.md").write_text(to_markdown(report), encoding="utf-8")
     (cfg.out / "bench-store.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")

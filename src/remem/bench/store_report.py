@@ -39,6 +39,14 @@ def _hnsw_rows(report: StoreBenchReport) -> list[list[str]]:
     return out
 
 
+TENANT_COLUMNS = ["memories", "tenant share", "tenant rows", "ef_search", "planner uses HNSW", "recall@k"]
+
+
+def _tenant_rows(report: StoreBenchReport) -> list[list[str]]:
+    return [[f"{h.size:,}", f"{t.share:.0%}", f"{t.rows:,}", str(t.ef_search), "yes" if t.planner_uses_index else "no",
+             f"{t.recall:.3f}"] for h in report.hnsw for t in h.tenants]
+
+
 def notes(report: StoreBenchReport) -> str:
     e, cfg = report.embedding, report.config
     cache = (f"corpus vectors: {e.corpus_cached_rows:,} from cache, {e.corpus_embedded_rows:,} embedded now"
@@ -92,6 +100,16 @@ def hnsw_table(report: StoreBenchReport) -> Table:
     return table
 
 
+def tenant_table(report: StoreBenchReport) -> Table:
+    table = Table(title="pgvector: one big tenant, the per-user query as Postgres plans it with the HNSW index",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in TENANT_COLUMNS:
+        table.add_column(col, justify="right")
+    for cells in _tenant_rows(report):
+        table.add_row(*cells)
+    return table
+
+
 def to_markdown(report: StoreBenchReport) -> str:
     lines = [f"# remem bench store — {report.started_at:%Y-%m-%d %H:%M} UTC", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
@@ -101,6 +119,9 @@ def to_markdown(report: StoreBenchReport) -> str:
         lines += ["## pgvector: HNSW index and per-user search", "",
                   "| " + " | ".join(HNSW_COLUMNS) + " |", "|" + "|".join("---" for _ in HNSW_COLUMNS) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in _hnsw_rows(report)] + [""]
+        lines += ["### One big tenant (a random share of the rows), the per-user query as Postgres plans it", "",
+                  "| " + " | ".join(TENANT_COLUMNS) + " |", "|" + "|".join("---" for _ in TENANT_COLUMNS) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in _tenant_rows(report)] + [""]
     return "\n".join(lines)
 
 
