@@ -78,24 +78,44 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A fresh, empty database on the session's server (dropped afterwards)."""
+def create_database(server: str) -> str:
+    """A fresh, empty database on ``server``; returns its URL."""
     import uuid
 
     import psycopg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
+    with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    yield postgres_server.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(server: str, url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server (dropped afterwards)."""
+    url = create_database(postgres_server)
+    yield url
+    drop_database(postgres_server, url)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """``None`` (history, queue and keys in SQLite under the home) or a fresh Postgres database's URL."""
+    return request.getfixturevalue("postgres_url") if request.param == "postgres" else None  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=["sqlite", "postgres", "pgvector"])
 def backend_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Memory]:
-    """Edge store + fake embedder, with history/queue on SQLite and on Postgres (congruence)."""
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    with Memory(tmp_path / "backend", embedder="fake", database_url=url) as m:
+    """Fake embedder, with history/queue on SQLite (edge store), on Postgres (edge store) and on Postgres with
+    the pgvector store in the same database (congruence)."""
+    url = request.getfixturevalue("postgres_url") if request.param != "sqlite" else None
+    store = "pgvector" if request.param == "pgvector" else None
+    with Memory(tmp_path / "backend", embedder="fake", database_url=url, store=store) as m:
         yield m

@@ -167,3 +167,22 @@ def locomo_file_path(tmp_path: Path) -> Path:
     path = tmp_path / "plain.json"
     path.write_text(json.dumps(locomo_sample()))
     return path
+@pytest.mark.parametrize("store", ["pgvector", "pgvector:fts"])
+def test_run_on_pgvector_with_the_keyword_signal_alone(locomo_file: Path, tmp_path: Path, store: str,
+                                                       postgres_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--store pgvector`` runs on a fresh database of REMEM_DATABASE_URL (dropped afterwards); ``keyword_only``
+    adds the store's keyword signal alone, which finds the evidence turn of a single-hop question."""
+    monkeypatch.setenv("REMEM_DATABASE_URL", postgres_server)
+    run = run_retrieval("locomo", load_locomo(locomo_file), embedder="fake", home=tmp_path, store=store,
+                        keyword_only=True)
+    assert list(run.systems)[:6] == ["bm25-only", "dense-only", "remem-keyword", "remem-bm25", "remem-hybrid",
+                                     "remem-hybrid+expand"]
+    assert run.config["store"] == store and run.resources["store_mb"] > 0
+    for name, sr in run.systems.items():
+        assert sr.summary()["metrics"]["overall"]["n"] == 5, name
+    assert run.systems["remem-hybrid+expand"].summary()["metrics"]["overall"]["recall@20"] == 1.0
+    import psycopg
+
+    with psycopg.connect(postgres_server) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'remem_bench_%'").fetchone()
+    assert left == (0,)

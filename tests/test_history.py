@@ -1,11 +1,12 @@
-"""The history log on SQLite: schema migrations, pragmas, events with snapshots, erasure, and how a failed store
-write leaves no history."""
+"""The history log: schema migrations and pragmas (SQLite), and — on SQLite and on Postgres alike (the
+``database_url`` fixture) — events with snapshots, transactions, erasure, and how a failed store write leaves no
+history."""
 
 from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,19 @@ SQLITE = MIGRATIONS["sqlite"]
 
 def History(path: str | Path) -> SQLHistory:
     return SQLHistory(SQLiteDatabase(path))
+
+
+@pytest.fixture
+def log(database_url: str | None) -> Iterator[SQLHistory]:
+    """An empty history on SQLite (in memory) or on a fresh Postgres database."""
+    if database_url is None:
+        history = History(":memory:")
+    else:
+        from remem.storage.postgres import PostgresDatabase
+
+        history = SQLHistory(PostgresDatabase(database_url, pool_size=2))
+    yield history
+    history.close()
 
 
 def test_fresh_database_pragmas_and_schema(tmp_path: Path) -> None:
@@ -74,8 +88,7 @@ def test_failed_migration_rolls_back(tmp_path: Path) -> None:
         SQLITE[:] = [(v, sql) for v, sql in SQLITE if v != version]
 
 
-def test_events_round_trip_with_snapshot(tmp_path: Path) -> None:
-    log = History(":memory:")
+def test_events_round_trip_with_snapshot(log: SQLHistory) -> None:
     record = MemoryRecord(user_id="u", text="hello", categories=["a"], metadata={"k": "v"})
     event = HistoryEvent(memory_id=record.id, user_id="u", event=EventType.ADD, new_text="hello", actor="test",
                          reason="because", snapshot=record)
@@ -84,30 +97,27 @@ def test_events_round_trip_with_snapshot(tmp_path: Path) -> None:
     assert stored.id is not None and stored.model_copy(update={"id": None}) == event
     assert log.for_memory(record.id, "someone-else") == []
     assert log.users() == ["u"] and log.count() == 1 and log.count("u") == 1 and log.count("v") == 0
-    log.close()
 
 
-def test_transaction_rolls_back_on_error() -> None:
-    log = History(":memory:")
+def test_transaction_rolls_back_on_error(log: SQLHistory) -> None:
     event = HistoryEvent(memory_id="m", user_id="u", event=EventType.ADD, new_text="x")
     with pytest.raises(RuntimeError), log.database.transaction() as tx:
         log.record([event], tx)
         raise RuntimeError("the store write failed")
     assert log.count() == 0
-    log.close()
 
 
-def test_forget_user_erases_every_registered_table(tmp_path: Path) -> None:
-    db = SQLiteDatabase(tmp_path / "h.sqlite3")
-    log = SQLHistory(db)
-    db.connection.execute("CREATE TABLE pending (user_id TEXT, body TEXT)")
-    db.connection.executemany("INSERT INTO pending VALUES (?, ?)", [("u", "a"), ("u", "b"), ("v", "c")])
+def test_forget_user_erases_every_registered_table(log: SQLHistory) -> None:
+    db = log.database
+    with db.transaction() as tx:
+        tx.execute("CREATE TABLE pending (user_id TEXT, body TEXT)")
+        tx.executemany("INSERT INTO pending VALUES (?, ?)", [("u", "a"), ("u", "b"), ("v", "c")])
     db.add_eraser("pending")
     log.record([HistoryEvent(memory_id="m", user_id="u", event=EventType.ADD, new_text="x")])
     assert log.forget_user("u") == {"history_events": 1, "pending": 2, "pending_jobs": 0, "graph_relations": 0,
                                     "graph_entities": 0, "graph_events": 0, "lm_usage": 0}  # always erased
-    assert db.connection.execute("SELECT user_id FROM pending").fetchall() == [("v",)]
-    log.close()
+    with db.read() as tx:
+        assert tx.fetchall("SELECT user_id FROM pending") == [("v",)]
 
 
 # -- the history transaction wraps the store write -----------------------------------------------------------
@@ -142,9 +152,10 @@ class BrokenEmbedder(FakeEmbedder):
         return super().embed(texts)
 
 
-def test_failed_store_write_records_no_history(tmp_path: Path) -> None:
+def test_failed_store_write_records_no_history(tmp_path: Path, database_url: str | None) -> None:
     store = BrokenStore(EdgeStore(tmp_path / "home" / "edge", 64))
-    with Memory(tmp_path / "home", embedder="fake", store=store) as m:  # type: ignore[arg-type]
+    with Memory(tmp_path / "home", embedder="fake", store=store,  # type: ignore[arg-type]
+                database_url=database_url) as m:
         (mid,) = [e.memory_id or "" for e in m.add("original text", user_id="u").added]
         deleted = m.add("deleted text", user_id="u").added[0].memory_id or ""
         m.delete(deleted, user_id="u")
@@ -163,9 +174,10 @@ def test_failed_store_write_records_no_history(tmp_path: Path) -> None:
         assert m.update(mid, "changed text", user_id="u").version == 2
 
 
-def test_failed_embedding_writes_nothing(tmp_path: Path) -> None:
+def test_failed_embedding_writes_nothing(tmp_path: Path, database_url: str | None) -> None:
     emb = BrokenEmbedder()
-    with Memory(tmp_path / "home", embedder=emb) as m:
+    with Memory(tmp_path / "home", embedder=emb, database_url=database_url,
+                store="pgvector" if database_url else None) as m:
         (mid,) = [e.memory_id or "" for e in m.add("original text", user_id="u").added]
         emb.broken = True
         with pytest.raises(EmbeddingError):
@@ -176,8 +188,8 @@ def test_failed_embedding_writes_nothing(tmp_path: Path) -> None:
         assert m.get(mid, user_id="u").text == "original text"
 
 
-def test_history_lists_every_change_in_order(fake_memory: Memory) -> None:
-    m = fake_memory
+def test_history_lists_every_change_in_order(backend_memory: Memory) -> None:
+    m = backend_memory
     (mid,) = [e.memory_id or "" for e in m.add("v1", user_id="u", categories=["a"]).added]
     m.update(mid, "v2", user_id="u", actor="agent", reason="new info")
     m.delete(mid, user_id="u", actor="user")

@@ -1,4 +1,5 @@
-"""The durable pending queue: failures keep the turn, reprocess finishes it, forget_user erases it."""
+"""The durable pending queue: failures keep the turn, reprocess finishes it, forget_user erases it — on SQLite
+and on Postgres (the ``database_url`` fixture; with Postgres the pgvector store shares the database)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ def good_lm(text: str = "Alice likes green tea", source: str = "t1") -> Scripted
     })
 
 
-def test_garbage_output_is_a_typed_error_and_the_turn_stays_queued(tmp_path: Path) -> None:
+def open_memory(home: Path, database_url: str | None, **kw: object) -> Memory:
+    return Memory(home, embedder="fake", database_url=database_url, store="pgvector" if database_url else None,
+                  **kw)  # type: ignore[arg-type]
+
+
+def test_garbage_output_is_a_typed_error_and_the_turn_stays_queued(tmp_path: Path, database_url: str | None) -> None:
     bad = ScriptedLM([], default=GARBAGE)
-    with Memory(tmp_path / "m", embedder="fake", lm=bad) as memory:
+    with open_memory(tmp_path / "m", database_url, lm=bad) as memory:
         with pytest.raises(ExtractionError) as info:
             memory.add([Message(content="I like green tea", id="t1")], user_id="alice", infer=True)
         err = info.value
@@ -36,7 +42,7 @@ def test_garbage_output_is_a_typed_error_and_the_turn_stays_queued(tmp_path: Pat
         assert (job.id, job.user_id, job.stage, job.attempts) == (job_id, "alice", "stored", 1)
         assert job.raw_output == GARBAGE and job.payload.messages[0].content == "I like green tea"
     # a later process with a working LM: `remem reprocess` does exactly this
-    with Memory(tmp_path / "m", embedder="fake", lm=good_lm()) as memory:
+    with open_memory(tmp_path / "m", database_url, lm=good_lm()) as memory:
         report = memory.pipeline.reprocess()
         assert [(o.job_id, o.ok) for o in report.outcomes] == [(job_id, True)]
         assert [e.event for e in report.outcomes[0].events] == [EventType.ADD]
@@ -48,7 +54,8 @@ def test_garbage_output_is_a_typed_error_and_the_turn_stays_queued(tmp_path: Pat
         assert memory.pipeline.reprocess().outcomes == []
 
 
-def test_maintenance_failure_keeps_the_job_and_a_timeout_is_retried(fake_memory: Memory) -> None:
+def test_maintenance_failure_keeps_the_job_and_a_timeout_is_retried(backend_memory: Memory) -> None:
+    fake_memory = backend_memory
     fake_memory.add("Alice likes black tea", user_id="alice", categories=["preferences"])  # a conflict: the agent
     lm = ScriptedLM({
         "MemoryExtract": [TimeoutError("LM took too long"),
@@ -71,31 +78,34 @@ def test_maintenance_failure_keeps_the_job_and_a_timeout_is_retried(fake_memory:
     assert [f.text for f in fake_memory.list(user_id="alice", kinds=["fact"]).items] == ["Alice likes green tea"]
 
 
-def test_a_job_queued_before_a_crash_is_stored_and_processed_by_reprocess(tmp_path: Path) -> None:
-    with Memory(tmp_path / "m", embedder="fake") as memory:  # no LM: the queue exists anyway
+def test_a_job_queued_before_a_crash_is_stored_and_processed_by_reprocess(tmp_path: Path,
+                                                                          database_url: str | None) -> None:
+    with open_memory(tmp_path / "m", database_url) as memory:  # no LM: the queue exists anyway
         queue = PendingQueue(memory.log)
         job_id = queue.enqueue("alice", JobPayload(messages=[Message(content="I like green tea", id="t1")]))
         assert memory.list(user_id="alice").total == 0  # crashed before the episodes were stored
-    with Memory(tmp_path / "m", embedder="fake", lm=good_lm()) as memory:
+    with open_memory(tmp_path / "m", database_url, lm=good_lm()) as memory:
         report = memory.pipeline.reprocess()
         assert [o.ok for o in report.outcomes] == [True] and report.outcomes[0].job_id == job_id
         kinds = sorted((r.kind, r.text) for r in memory.list(user_id="alice").items)
         assert kinds == [("episode", "I like green tea"), ("fact", "Alice likes green tea")]
 
 
-def test_forget_user_purges_queued_turns_even_without_an_lm(tmp_path: Path) -> None:
-    with Memory(tmp_path / "m", embedder="fake", lm=ScriptedLM([], default=GARBAGE)) as memory:
+def test_forget_user_purges_queued_turns_even_without_an_lm(tmp_path: Path, database_url: str | None) -> None:
+    with open_memory(tmp_path / "m", database_url, lm=ScriptedLM([], default=GARBAGE)) as memory:
         for user in ("alice", "bob"):
             with pytest.raises(ExtractionError):
                 memory.add([Message(content=f"{user} likes tea")], user_id=user, infer=True)
-    with Memory(tmp_path / "m", embedder="fake") as memory:
+    with open_memory(tmp_path / "m", database_url) as memory:
         result = memory.forget_user("alice")
         assert result.other["pending_jobs"] == 1
-        rows = memory.storage.database.connection.execute("SELECT user_id, payload FROM pending_jobs").fetchall()
+        with memory.storage.database.read() as tx:
+            rows = tx.fetchall("SELECT user_id, payload FROM pending_jobs")
         assert [r[0] for r in rows] == ["bob"] and all("alice" not in r[1] for r in rows)
 
 
-def test_background_processing_is_durable(fake_memory: Memory) -> None:
+def test_background_processing_is_durable(backend_memory: Memory) -> None:
+    fake_memory = backend_memory
     pipeline = Pipeline(fake_memory, good_lm())
     job_id, episodes = pipeline.submit([Message(content="I like green tea", id="t1")], user_id="alice")
     assert [e.event for e in episodes] == [EventType.ADD]

@@ -40,9 +40,12 @@ class Running:
 
 
 @contextmanager
-def running_server(home: Path, config: ServerConfig | None = None, lm: Any = None) -> Iterator[Running]:
-    memory = Memory(home, embedder="fake", lm=lm)
-    keys = KeyStore.for_home(home)
+def running_server(home: Path, config: ServerConfig | None = None, lm: Any = None,
+                   database_url: str | None = None) -> Iterator[Running]:
+    """With ``database_url``: history, keys and the pgvector store in that Postgres database."""
+    memory = Memory(home, embedder="fake", lm=lm, database_url=database_url,
+                    store="pgvector" if database_url else None)
+    keys = KeyStore.for_settings(memory.settings)
     admin = keys.create(role="admin").api_key
     key_a = keys.create(tenant="acme").api_key
     key_b = keys.create(tenant="beta").api_key

@@ -1,9 +1,14 @@
-"""The store contract, run against the backends: the embedded ``edge`` store, ``qdrant`` (client, :memory:) and
-``markdown`` (files, remem.markdown).
+"""The store contract, run against every backend: the embedded ``edge`` store, ``qdrant`` (client, :memory:),
+``pgvector`` (a real PostgreSQL 16 + pgvector server, a fresh database per test) and ``markdown`` (files,
+remem.markdown).
 
-Every test takes the ``store`` fixture, parametrized over them; the congruence tests build edge and qdrant side by
-side and check that identical inputs give identical ids, order and (within 1e-4) scores. What the Markdown store
-does differently (its own BM25 statistics) is stated and tested at the end of this file.
+Every test takes the ``store`` fixture, parametrized over the four; the congruence tests build stores side by
+side and check that identical inputs give identical ids, order and (within 1e-4) scores.
+
+Where pgvector differs on purpose, the suite says so: its BM25 takes the IDF statistics from the *user's*
+memories, the Qdrant stores from the whole collection, so BM25 scores agree only when the store holds one user
+(``test_congruence_pgvector_*``; the exact per-user formula is checked in ``tests/test_store_pgvector.py``).
+Dense scores, filters, scroll order and counts are identical.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from remem.embedders.fake import FakeEmbedder
 from remem.errors import StoreError
 from remem.markdown.store import MarkdownStore
 from remem.models import MemoryRecord
-from remem.stores import MemoryFilter, StoreQuery, VectorStore
+from remem.stores import MemoryFilter, ScoredRecord, StoreQuery, VectorStore
 from remem.stores.edge import EdgeStore
 from remem.stores.qdrant import QdrantStore
 
@@ -40,19 +45,33 @@ TEXTS = [
 ]
 
 
-def make_store(kind: str, tmp_path: Path) -> VectorStore:
+def make_store(kind: str, tmp_path: Path, url: str | None = None) -> VectorStore:
     if kind == "edge":
         return EdgeStore(tmp_path / f"edge-{kind}", DIM)
     if kind == "markdown":
         return MarkdownStore(tmp_path / "markdown", DIM)
+    if kind == "pgvector":
+        from remem.storage.postgres import PostgresDatabase
+        from remem.stores.pgvector import PgvectorStore
+
+        assert url is not None
+        return PgvectorStore(PostgresDatabase(url, pool_size=2), DIM)
     return QdrantStore(":memory:", DIM)
 
 
-@pytest.fixture(params=["edge", "qdrant", "markdown"])
+def close_store(store: VectorStore) -> None:
+    store.close()
+    database = getattr(store, "database", None)
+    if database is not None:
+        database.close()
+
+
+@pytest.fixture(params=["edge", "qdrant", "pgvector", "markdown"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    s = make_store(request.param, tmp_path)
+    url = request.getfixturevalue("postgres_url") if request.param == "pgvector" else None
+    s = make_store(request.param, tmp_path, url)
     yield s
-    s.close()
+    close_store(s)
 
 
 def rec(text: str, user: str = "alice", day: int = 0, **kw: object) -> MemoryRecord:
@@ -397,8 +416,8 @@ def test_top_k_widens_until_the_tie_at_the_cut_is_complete() -> None:
 def edge_and_markdown(tmp_path: Path) -> Iterator[tuple[VectorStore, VectorStore]]:
     edge, markdown = make_store("edge", tmp_path), make_store("markdown", tmp_path)
     yield edge, markdown
-    edge.close()
-    markdown.close()
+    close_store(edge)
+    close_store(markdown)
 
 
 def test_markdown_dense_is_congruent_with_edge(edge_and_markdown: tuple[VectorStore, VectorStore]) -> None:
@@ -424,3 +443,74 @@ def test_markdown_bm25_matches_the_same_memories_as_edge(edge_and_markdown: tupl
             edge_hits, md_hits = (s.query(q) for s in edge_and_markdown)
             assert edge_hits and {h.record.id for h in edge_hits} == {h.record.id for h in md_hits}, (text, flt)
             assert [h.score for h in md_hits] == sorted((h.score for h in md_hits), reverse=True)
+# -- congruence with pgvector ------------------------------------------------------------------------------------
+@pytest.fixture
+def edge_and_pgvector(tmp_path: Path, postgres_url: str) -> Iterator[tuple[VectorStore, VectorStore]]:
+    edge, pg = make_store("edge", tmp_path), make_store("pgvector", tmp_path, postgres_url)
+    yield edge, pg
+    close_store(edge)
+    close_store(pg)
+
+
+FILTERS = (ALICE, MemoryFilter(user_id="bob", categories=["even"]),
+           MemoryFilter(user_id="alice", since=T0 + timedelta(days=5), until=T0 + timedelta(days=9)))
+
+
+def assert_same_hits(a: list[ScoredRecord], b: list[ScoredRecord], context: object) -> None:
+    assert a, context
+    np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
+    assert [h.record for h in a] == [h.record for h in b], context
+
+
+def test_congruence_pgvector_dense_scroll_and_count(edge_and_pgvector: tuple[VectorStore, VectorStore]) -> None:
+    """Dense scores, ids and order, filters, counts and scroll pages are identical to the edge store's."""
+    records = bigger_corpus()
+    for s in edge_and_pgvector:
+        put(s, records)
+    edge, pg = edge_and_pgvector
+    for flt in FILTERS:
+        for text in QUERIES:
+            q = StoreQuery(filter=flt, limit=15, dense=EMB.embed([text])[0])
+            assert_same_hits(edge.query(q), pg.query(q), (text, flt))
+        assert edge.count(flt) == pg.count(flt)
+        for order in ("asc", "desc"):
+            pages = [[r.id for r in s.scroll(flt, offset=7, limit=11, order=order)] for s in (edge, pg)]  # type: ignore[arg-type]
+            assert pages[0] == pages[1]
+
+
+def test_congruence_pgvector_bm25_with_one_user(edge_and_pgvector: tuple[VectorStore, VectorStore]) -> None:
+    """pgvector's BM25 IDF is per user; with one user in the store it is Qdrant's collection IDF: same scores."""
+    records = [r for r in bigger_corpus() if r.user_id == "alice"]
+    for s in edge_and_pgvector:
+        put(s, records)
+    edge, pg = edge_and_pgvector
+    for flt in (ALICE, MemoryFilter(user_id="alice", categories=["even"]),
+                MemoryFilter(user_id="alice", since=T0 + timedelta(days=5), until=T0 + timedelta(days=9))):
+        for text in QUERIES:
+            q = StoreQuery(filter=flt, limit=15, text=text)
+            assert_same_hits(edge.query(q), pg.query(q), (text, flt))
+
+
+def test_congruence_memory_search_pgvector(tmp_path: Path, postgres_url: str) -> None:
+    """Memory.search on pgvector equals edge's in every mode with one user; with a second user in the store,
+    dense search is still identical and BM25 differs only by its per-user IDF (stated, not skipped)."""
+    lines = [r.text for r in bigger_corpus() if r.user_id == "alice"]
+    dump = tmp_path / "dump.jsonl"
+    with Memory(tmp_path / "edge", embedder="fake") as edge:
+        edge.add(lines, user_id="alice", categories=["misc"])
+        edge.export(dump)
+        with Memory(tmp_path / "pg", embedder="fake", store="pgvector", database_url=postgres_url) as pg:
+            assert pg.import_(dump)["memories"] == len(lines)
+
+            def results(m: Memory, q: str, mode: str, **kw: object) -> list[tuple[str, float, dict[str, int]]]:
+                return [(h.record.id, round(h.score, 4), h.ranks) for h in
+                        m.search(q, user_id="alice", mode=mode, **kw)]  # type: ignore[arg-type]
+
+            for q in QUERIES:
+                for mode in ("hybrid", "dense", "bm25"):
+                    for kw in ({}, {"categories": ["misc"], "limit": 3}, {"threshold": 0.2}):
+                        assert results(edge, q, mode, **kw) == results(pg, q, mode, **kw), (q, mode, kw)
+            for m in (edge, pg):
+                m.add(["bob's tea and coffee", "bob's garden", "bob's music"], user_id="bob")
+            for q in QUERIES:
+                assert results(edge, q, "dense") == results(pg, q, "dense")

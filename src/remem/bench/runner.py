@@ -9,7 +9,10 @@ items in rank order (every remem search configuration without neighbour expansio
 and with ``graph`` also that store searched with graph facts fused in (:data:`GRAPH_SYSTEMS`): graph off and on
 in one run. ``stores`` adds the same remem configurations on other stores (a store spec each, e.g. ``markdown``),
 named ``<system>@<spec>``, each ingested into its own data directory: quality and latency against edge in the
-same run. The data directory is a fresh temporary ``REMEM_HOME`` per run, removed afterwards.
+same run. ``store`` picks the main store instead of ``edge``; ``keyword_only`` adds :data:`KEYWORD_SYSTEM` (the
+store's keyword signal alone). A ``pgvector[:options]`` store runs on a fresh database of ``REMEM_DATABASE_URL``
+or of a throw-away local Postgres (:mod:`remem.bench.postgres`). The data directory is a fresh temporary
+``REMEM_HOME`` per run, removed afterwards.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +38,18 @@ from ..tokens import count_many
 from .baselines import BM25Baseline, DenseBaseline
 from .dataset import Conversation, Question
 from .metrics import BUDGETS, KS, QuestionResult, aggregate, latency_summary, score_budget, score_question
+from .postgres import bench_postgres
 
 #: remem configurations measured in every run: name -> search options (raw episodes).
 REMEM_SYSTEMS: dict[str, SearchOptions] = {
     "remem-bm25": SearchOptions(mode="bm25"),  # remem's own BM25 (Qdrant Bm25 + remem's analyzer), defaults
     "remem-hybrid": SearchOptions(expand_neighbors=0),
     "remem-hybrid+expand": SearchOptions(),  # the defaults of Memory.search
+}
+
+#: The store's keyword signal alone (BM25 mode, no feedback, no expansion): compares keyword implementations.
+KEYWORD_SYSTEM: dict[str, SearchOptions] = {
+    "remem-keyword": SearchOptions(mode="bm25", expand_neighbors=0, feedback_terms=0),
 }
 
 #: Systems scored at a budget by filling it with their ranked items in order (no neighbours).
@@ -150,6 +160,16 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _database_bytes(memory: Memory) -> int:
+    """The pgvector store's tables with their indexes (0 for a store kept in files)."""
+    database = getattr(memory.store, "database", None)
+    if database is None:
+        return 0
+    with database.read() as tx:
+        row = tx.fetchone("SELECT pg_total_relation_size('memories') + pg_total_relation_size('memory_terms')")
+    return int(row[0]) if row else 0
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -176,11 +196,15 @@ def run_retrieval(
     facts_label: str | None = None,
     graph: bool = False,
     stores: Sequence[str] = (),
+    store: str = "edge",
+    keyword_only: bool = False,
 ) -> BenchRun:
     """Ingest, then retrieve for every scored question with every system; returns per-question results."""
     systems = REMEM_SYSTEMS if systems is None else systems
+    if keyword_only:
+        systems = {**KEYWORD_SYSTEM, **systems}
     contexts = CONTEXT_SYSTEMS if contexts is None else contexts
-    others = [spec for spec in dict.fromkeys(stores) if spec != "edge"]
+    others = [spec for spec in dict.fromkeys(stores) if spec != store]
     inner = get_embedder(embedder) if isinstance(embedder, str) else embedder
     cached = CachingEmbedder(inner)
     runs: dict[str, SystemRun] = {}
@@ -197,8 +221,18 @@ def run_retrieval(
     n_facts = sum(len(c.facts) for c in conversations)
     n_questions = sum(1 for c in conversations for q in c.questions if scored(q))
     n_asked = sum(1 for c in conversations for q in c.questions if scored(q) or answer_system is not None)
-    with tempfile.TemporaryDirectory(prefix="remem-bench-", dir=home) as tmp:
-        memory = Memory(Path(tmp) / "home", embedder=cached, store="edge")
+    with tempfile.TemporaryDirectory(prefix="remem-bench-", dir=home) as tmp, ExitStack() as stack:
+        servers: list[Any] = []
+
+        def open_memory(path: Path, spec: str) -> Memory:
+            url = None
+            if spec.partition(":")[0] == "pgvector":
+                if not servers:
+                    servers.append(stack.enter_context(bench_postgres(Path(tmp))))
+                url = servers[0].fresh_database()
+            return Memory(path, embedder=cached, store=spec, database_url=url)
+
+        memory = open_memory(Path(tmp) / "home", store)
         extra: dict[str, Memory] = {}
         try:
             started = time.perf_counter()
@@ -213,7 +247,7 @@ def run_retrieval(
             embed_s = cached.seconds
             extra_ingest: dict[str, float] = {}
             for i, spec in enumerate(others):
-                extra[spec] = Memory(Path(tmp) / f"store-{i}", embedder=cached, store=spec)
+                extra[spec] = open_memory(Path(tmp) / f"store-{i}", spec)
                 t0 = time.perf_counter()
                 for conv in conversations:
                     extra[spec].add_records(conv.records(), dedupe=False, actor="bench")
@@ -222,8 +256,10 @@ def run_retrieval(
                     progress(f"ingest ({spec})", n_turns, n_turns)
             facts_memory, lm_usage = _ingest_facts(Path(tmp) / "facts", cached, facts_lm, conversations, progress,
                                                    graph) if facts_lm is not None else (None, None)
-            extra_bytes = {spec: _dir_size(Path(tmp) / f"store-{i}") for i, spec in enumerate(others)}
-            store_bytes = _dir_size(Path(tmp)) - sum(extra_bytes.values())
+            extra_bytes = {spec: _dir_size(Path(tmp) / f"store-{i}") + _database_bytes(extra[spec])
+                           for i, spec in enumerate(others)}
+            store_bytes = sum(_dir_size(p) for p in Path(tmp).iterdir()
+                              if p.name != "postgres" and not p.name.startswith("store-")) + _database_bytes(memory)
             asked = 0
             for conv in conversations:
                 stored = conv.records()
@@ -311,7 +347,7 @@ def run_retrieval(
                 "k_max": k_max, "systems": {k: repr(v) for k, v in systems.items()},
                 "contexts": {k: repr(v) for k, v in contexts.items()}, "budgets": list(budgets),
                 "tokenizer": "cl100k_base", "facts": facts_label, "fact_records": n_facts, "graph": graph,
-                "stores": ["edge", *others],
+                "store": store, "stores": [store, *others],
                 **({"ingest_lm": {**lm_usage.model_dump(), "turns": n_turns,
                                   "calls_per_turn": lm_usage.calls / n_turns if n_turns else 0.0,
                                   "tokens_per_turn": (lm_usage.prompt_tokens + lm_usage.completion_tokens) / n_turns

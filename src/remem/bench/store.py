@@ -1,50 +1,62 @@
-"""``remem bench store``: insert throughput and filtered search latency of the two store backends, side by side.
+"""``remem bench store``: insert throughput, filtered search latency, memory and disk of the store backends,
+side by side in one run.
 
-For each size (default 10k and 100k memories over 1,000 users) and each backend — ``edge`` (embedded Qdrant,
-the default) and ``qdrant`` (qdrant-client local mode, the baseline in the same run) — it measures:
+For each size (default 10k and 100k memories over 1,000 users; up to 1,000,000 over 10,000 users with
+``--sizes``/``--users``) and each backend — ``edge`` (embedded Qdrant, the default), ``qdrant`` (qdrant-client
+local mode, the in-process baseline) and ``pgvector`` (Postgres; :mod:`remem.bench.postgres` gives the server) —
+it measures:
 
 - **insert**: records/s of ``store.upsert`` with precomputed vectors, in batches (BM25 sparse vectors and
-  payloads are built inside, as in production). Embedding throughput is reported separately.
-- **search**: per-query latency of ``Memory.search`` for one user (the tenant filter), ``hybrid`` (the default
-  path: dense + BM25 fused) and ``dense`` only, **query embedding included** with the configured embedder.
-- **agreement**: mean top-k overlap of the qdrant backend's hybrid hits with edge's for the same queries (the
-  backends share a contract, so this should be 1.00).
+  payloads are built inside, as in production; pgvector: one transaction per batch, then ``ANALYZE``).
+  Embedding throughput is reported separately.
+- **search**: per-query latency (p50/p95/p99) of ``Memory.search`` for one user (the tenant filter),
+  ``hybrid`` (the default path: dense + BM25 fused) and ``dense`` only, **query embedding included** with the
+  configured embedder; ``no-embed`` = hybrid with the query vectors computed beforehand.
+- **RSS**: growth of this process's resident memory from before the store was opened to after the searches,
+  plus (pgvector on the local server) the proportional set size of the Postgres processes; **disk**: the store's
+  files (edge), its tables with indexes (pgvector).
+- **agreement**: mean top-k overlap of each backend's hybrid hits with edge's for the same queries (qdrant: 1.00,
+  the same contract; pgvector: dense is identical, its BM25 IDF is per user — see :mod:`remem.stores.pgvector`).
 
 Corpus vectors are cached in ``<cache_dir>/corpus-v<gen>-seed<seed>-<embedder>.npy`` (the corpus is
-prefix-stable, so one 100k cache serves every smaller size). qdrant local mode filters in Python and is slow at
+prefix-stable, so one cache serves every smaller size). qdrant local mode filters in Python and is slow at
 100k (~seconds per query), so it runs ``slow_queries`` queries instead of ``queries``; the table says how many.
+With ``hnsw_recall``, each pgvector size also builds an HNSW index and measures per-user recall through it
+(:mod:`remem.bench.hnsw`). Presentation (table, markdown, plot): :mod:`remem.bench.store_report`.
 """
 
 from __future__ import annotations
 
+import gc
+import json
 import os
 import platform
 import re
 import shutil
 import tempfile
 import time
-import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
-from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ..embedders import Embedder, get_embedder
 from ..errors import RememError
 from ..memory.core import Memory, SearchMode
 from ..models import MemoryRecord, utcnow
-from ..stores import VectorStore
 from . import synthetic
+from .hnsw import HnswResult, measure_hnsw_recall
+from .postgres import BenchPostgres, bench_postgres
+from .store_backends import Backend, BenchStore, open_bench_store
 
-Backend = Literal["edge", "qdrant"]
-TARGET_P95_MS = 10.0
+#: Goals for filtered hybrid search p95 at 1,000,000 memories, query embedding included (issue 9).
+TARGETS_P95_MS: dict[str, float] = {"edge": 10.0, "pgvector": 25.0}
 
 
 class BenchmarkError(RememError):
@@ -58,7 +70,7 @@ class StoreBenchConfig(BaseModel):
     users: int = 1000
     queries: int = 200
     slow_queries: int = 20
-    backends: list[Backend] = Field(default_factory=lambda: list[Backend](["edge", "qdrant"]))
+    backends: list[Backend] = Field(default_factory=lambda: list[Backend](["edge", "qdrant", "pgvector"]))
     embedder: str = "local"
     out: Path = Path("results")
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "remem-bench")
@@ -67,6 +79,8 @@ class StoreBenchConfig(BaseModel):
     batch_size: int = 256
     embed_sample: int = 2000
     seed: int = 0
+    hnsw_recall: bool = False
+    hnsw_ef: list[int] = Field(default_factory=lambda: [40, 1000])
 
 
 class EmbeddingResult(BaseModel):
@@ -92,22 +106,36 @@ class BackendRow(BaseModel):
     queries: int
     hybrid_p50_ms: float
     hybrid_p95_ms: float
+    hybrid_p99_ms: float
     store_p50_ms: float = Field(description="hybrid search with the query vector precomputed (no embedding)")
     store_p95_ms: float
     dense_p50_ms: float
     dense_p95_ms: float
+    rss_mb: float = Field(description="this process's RSS growth while the store was open and searched")
+    server_mb: float | None = Field(default=None, description="PSS of the local Postgres server's processes")
+    disk_mb: float | None = None
     agreement: float | None = None
+    roundtrip_p50_ms: float | None = Field(default=None, description="bare SELECT 1 round trip (pgvector)")
+    roundtrip_p95_ms: float | None = None
+
+
+class Target(BaseModel):
+    backend: Backend
+    size: int
+    goal_p95_ms: float
+    hybrid_p95_ms: float
+    met: bool
 
 
 class StoreBenchReport(BaseModel):
     config: StoreBenchConfig
     embedding: EmbeddingResult
     rows: list[BackendRow]
+    hnsw: list[HnswResult] = Field(default_factory=list)
+    targets: list[Target] = Field(default_factory=list)
     started_at: datetime
     seconds: float
     machine: str
-    target: str
-    target_ok: bool | None
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -119,31 +147,57 @@ def _progress(console: Console) -> Progress:
                     console=console, transient=True)
 
 
+def _rss_mb() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss) / 2**20
+
+
+def _settled_rss_mb() -> float:
+    """RSS after returning freed memory to the OS (garbage collection, then glibc's ``malloc_trim``), so the
+    growth measured from here is the store's, not what an earlier backend's run left to the allocator."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the baseline is merely less exact
+        pass
+    return _rss_mb()
+
+
 def corpus_vectors(texts: Sequence[str], embedder: Embedder, cache_dir: Path, seed: int,
                    console: Console) -> tuple[np.ndarray, int, int, float]:
     """Vectors for ``texts`` (the synthetic corpus prefix), from the cache where possible.
 
-    Returns (vectors, rows from cache, rows embedded now, seconds spent embedding).
+    Only distinct texts are embedded (the templated corpus repeats itself: 168k distinct texts in 1M); a text
+    already in the cached prefix reuses its vector. Returns (vectors, rows from cache, rows computed now,
+    seconds spent embedding).
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", embedder.name)
     path = cache_dir / f"corpus-v{synthetic.GENERATOR_VERSION}-seed{seed}-{tag}.npy"
-    cached = np.load(path) if path.exists() else np.zeros((0, embedder.dimensions), dtype=np.float32)
+    cached = np.load(path, mmap_mode="r") if path.exists() else np.zeros((0, embedder.dimensions), dtype=np.float32)
     if cached.ndim != 2 or cached.shape[1] != embedder.dimensions:
         cached = np.zeros((0, embedder.dimensions), dtype=np.float32)
     n = len(texts)
     have = min(len(cached), n)
     if have == n:
-        return cached[:n], n, 0, 0.0
-    parts = [cached[:have]]
+        return np.asarray(cached[:n]), n, 0, 0.0
+    known = {t: i for i, t in reversed(list(enumerate(texts[:have])))}
+    fresh = [t for t in dict.fromkeys(texts[have:]) if t not in known]
     started = time.perf_counter()
+    computed: dict[str, np.ndarray] = {}
     with _progress(console) as bar:
-        task = bar.add_task(f"embedding corpus ({embedder.name}, cached to {path.name})", total=n - have)
-        for start in range(have, n, 512):
-            parts.append(embedder.embed(list(texts[start : start + 512])))
-            bar.update(task, advance=len(parts[-1]))
+        task = bar.add_task(f"embedding {len(fresh):,} distinct corpus texts ({embedder.name}, cached to "
+                            f"{path.name})", total=len(fresh))
+        for start in range(0, len(fresh), 512):
+            chunk = fresh[start : start + 512]
+            computed.update(zip(chunk, embedder.embed(chunk), strict=True))
+            bar.update(task, advance=len(chunk))
     seconds = time.perf_counter() - started
-    vectors = np.concatenate(parts).astype(np.float32)
+    rest = np.stack([computed[t] if t in computed else cached[known[t]] for t in texts[have:]])
+    vectors = np.concatenate([np.asarray(cached[:have]), rest]).astype(np.float32)
     tmp = path.with_name(path.stem + ".tmp.npy")
     np.save(tmp, vectors)
     tmp.replace(path)
@@ -163,20 +217,6 @@ def measure_embedding(embedder: Embedder, texts: Sequence[str], queries: Sequenc
         embedder.embed([q])
         single.append((time.perf_counter() - t0) * 1000)
     return rate, _pct(single, 50), _pct(single, 95)
-
-
-def _open_store(backend: Backend, directory: Path, dimensions: int, qdrant_location: str) -> tuple[VectorStore, str]:
-    if backend == "edge":
-        from ..stores.edge import EdgeStore
-
-        return EdgeStore(directory / "edge", dimensions), "embedded, on disk"
-    from ..stores.qdrant import QdrantStore
-
-    # Local mode warns above 20k points: that slowness is what this baseline measures.
-    warnings.filterwarnings("ignore", message="Local mode is not recommended", category=UserWarning)
-    if qdrant_location == "memory":
-        return QdrantStore(":memory:", dimensions, collection="bench"), "local mode, :memory:"
-    return QdrantStore(str(directory / "qdrant"), dimensions, collection="bench"), "local mode, on disk"
 
 
 class _PrecomputedQueries:
@@ -204,38 +244,63 @@ def _timed_searches(memory: Memory, queries: Sequence[tuple[str, str]], limit: i
     return latencies, ids
 
 
-def bench_backend(backend: Backend, records: Sequence[MemoryRecord], vectors: np.ndarray, embedder: Embedder,
-                  queries: Sequence[tuple[str, str]], cfg: StoreBenchConfig, workdir: Path,
-                  console: Console) -> tuple[BackendRow, list[list[str]]]:
-    """Fill one fresh store with ``records`` and time inserts and searches; returns the row and hit ids."""
+@contextmanager
+def _filled(backend: Backend, records: Sequence[MemoryRecord], vectors: np.ndarray, cfg: StoreBenchConfig,
+            dimensions: int, workdir: Path, postgres: BenchPostgres | None,
+            console: Console) -> Iterator[tuple[BenchStore, float]]:
+    """A fresh store of ``backend`` holding ``records``; yields it with the insert seconds, then removes it."""
     directory = Path(tempfile.mkdtemp(prefix=f"{backend}-{len(records)}-", dir=workdir))
-    store, location = _open_store(backend, directory, embedder.dimensions, cfg.qdrant_location)
+    bench = open_bench_store(backend, directory, dimensions, qdrant_location=cfg.qdrant_location, postgres=postgres)
     try:
         with _progress(console) as bar:
             task = bar.add_task(f"{backend}: inserting {len(records):,}", total=len(records))
             started = time.perf_counter()
             for start in range(0, len(records), cfg.batch_size):
-                store.upsert(records[start : start + cfg.batch_size], vectors[start : start + cfg.batch_size])
+                bench.store.upsert(records[start : start + cfg.batch_size], vectors[start : start + cfg.batch_size])
                 bar.update(task, advance=min(cfg.batch_size, len(records) - start))
+            bench.loaded()
             insert_s = time.perf_counter() - started
-        memory = Memory(directory / "home", embedder=embedder, store=store)
+        yield bench, insert_s
+    finally:
+        bench.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def bench_backend(backend: Backend, records: Sequence[MemoryRecord], vectors: np.ndarray, embedder: Embedder,
+                  queries: Sequence[tuple[str, str]], cfg: StoreBenchConfig, workdir: Path, console: Console,
+                  postgres: BenchPostgres | None = None) -> tuple[BackendRow, list[list[str]], HnswResult | None]:
+    """Fill one fresh store with ``records``, time inserts and searches; returns the row, the hybrid hit ids and
+    (pgvector with ``hnsw_recall``) the HNSW measurement."""
+    rss_before = _settled_rss_mb()
+    hnsw: HnswResult | None = None
+    with _filled(backend, records, vectors, cfg, embedder.dimensions, workdir, postgres, console) as (bench,
+                                                                                                    insert_s):
+        memory = Memory(bench.directory / "home", embedder=embedder, store=bench.store)
         with console.status(f"{backend} @ {len(records):,}: {len(queries)} hybrid + {len(queries)} dense searches"):
             hybrid, ids = _timed_searches(memory, queries, cfg.limit, "hybrid")
             dense, _ = _timed_searches(memory, queries, cfg.limit, "dense")
             memory.embedder = _PrecomputedQueries(embedder, sorted({q for _, q in queries}))
             store_only, same_ids = _timed_searches(memory, queries, cfg.limit, "hybrid")
             memory.embedder = embedder
-        memory.close()
+        rss, server, disk = _rss_mb() - rss_before, bench.server_mb(), bench.disk_bytes()
+        roundtrips = bench.roundtrips_ms()
         if same_ids != ids:
             raise BenchmarkError("hybrid results changed when query vectors were precomputed", backend=backend)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-    row = BackendRow(backend=backend, location=location, size=len(records), users=cfg.users,
+        if backend == "pgvector" and cfg.hnsw_recall:
+            with console.status(f"pgvector @ {len(records):,}: building HNSW, measuring per-user recall"):
+                vectors_q = embedder.embed([q for _, q in queries])
+                hnsw = measure_hnsw_recall(bench, [(u, v) for (u, _), v in zip(queries, vectors_q, strict=True)],
+                                           size=len(records), users=cfg.users, limit=cfg.limit, efs=cfg.hnsw_ef)
+        memory.close()  # closes the store too (closing it again in _filled is a no-op)
+    row = BackendRow(backend=backend, location=bench.location, size=len(records), users=cfg.users,
                      insert_per_s=len(records) / insert_s, insert_seconds=insert_s, queries=len(queries),
-                     hybrid_p50_ms=_pct(hybrid, 50), hybrid_p95_ms=_pct(hybrid, 95),
+                     hybrid_p50_ms=_pct(hybrid, 50), hybrid_p95_ms=_pct(hybrid, 95), hybrid_p99_ms=_pct(hybrid, 99),
                      store_p50_ms=_pct(store_only, 50), store_p95_ms=_pct(store_only, 95), dense_p50_ms=_pct(dense, 50),
-                     dense_p95_ms=_pct(dense, 95))
-    return row, ids
+                     dense_p95_ms=_pct(dense, 95), rss_mb=rss, server_mb=server,
+                     disk_mb=None if disk is None else disk / 2**20,
+                     roundtrip_p50_ms=_pct(roundtrips, 50) if roundtrips else None,
+                     roundtrip_p95_ms=_pct(roundtrips, 95) if roundtrips else None)
+    return row, ids, hnsw
 
 
 def _agreement(reference: Sequence[Sequence[str]], other: Sequence[Sequence[str]]) -> float:
@@ -244,7 +309,9 @@ def _agreement(reference: Sequence[Sequence[str]], other: Sequence[Sequence[str]
 
 
 def run_store_bench(cfg: StoreBenchConfig, console: Console | None = None) -> StoreBenchReport:
-    """Run the benchmark, print the table, write ``<out>/bench-store.md`` and ``.json``; return the report."""
+    """Run the benchmark, print the table, write ``<out>/bench-store.md``, ``.json`` and ``.png``; return it."""
+    from .store_report import hnsw_table, notes, rich_table, tenant_table, to_markdown, write_plot
+
     out = console or Console()
     started_at, started = utcnow(), time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -262,90 +329,53 @@ def run_store_bench(cfg: StoreBenchConfig, console: Console | None = None) -> St
                                 corpus_embed_seconds=embed_s)
     records = [MemoryRecord(user_id=m.user_id, text=m.text, kind="fact", categories=m.categories,
                             observed_at=m.observed_at) for m in items]
+    del items, texts
     rows: list[BackendRow] = []
+    hnsw_results: list[HnswResult] = []
     cfg.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="remem-bench-store-"))
     try:
-        for size in sorted(cfg.sizes):
-            reference: list[list[str]] | None = None
-            for backend in cfg.backends:
-                n_queries = cfg.queries if backend == "edge" else min(cfg.slow_queries, cfg.queries)
-                row, ids = bench_backend(backend, records[:size], vectors[:size], embedder, queries[:n_queries],
-                                         cfg, workdir, out)
-                if backend == "edge":
-                    reference = ids
-                elif reference is not None:
-                    row.agreement = _agreement(reference[: len(ids)], ids)
-                rows.append(row)
-                out.print(f"[dim]{backend} @ {size:,}: insert {row.insert_per_s:,.0f}/s, hybrid p95 "
-                          f"{row.hybrid_p95_ms:.1f} ms[/]", highlight=False)
+        with ExitStack() as stack:
+            postgres = stack.enter_context(bench_postgres(workdir)) if "pgvector" in cfg.backends else None
+            for size in sorted(cfg.sizes):
+                reference: list[list[str]] | None = None
+                for backend in cfg.backends:
+                    n_queries = min(cfg.slow_queries, cfg.queries) if backend == "qdrant" else cfg.queries
+                    row, ids, hnsw = bench_backend(backend, records[:size], vectors[:size], embedder,
+                                                   queries[:n_queries], cfg, workdir, out, postgres)
+                    if backend == "edge":
+                        reference = ids
+                    elif reference is not None:
+                        row.agreement = _agreement(reference[: len(ids)], ids)
+                    rows.append(row)
+                    if hnsw is not None:
+                        hnsw_results.append(hnsw)
+                    out.print(f"[dim]{backend} @ {size:,}: insert {row.insert_per_s:,.0f}/s, hybrid p95 "
+                              f"{row.hybrid_p95_ms:.1f} ms[/]", highlight=False)
+                    partial = {"rows": [r.model_dump(mode="json") for r in rows],
+                               "hnsw": [h.model_dump(mode="json") for h in hnsw_results]}
+                    (cfg.out / "bench-store.partial.json").write_text(json.dumps(partial, indent=2))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    edge_big = [r for r in rows if r.backend == "edge" and r.size == biggest]
-    target = f"edge filtered hybrid search p95 < {TARGET_P95_MS:g} ms at {biggest:,} memories (query embedding incl.)"
+    targets = [Target(backend=r.backend, size=r.size, goal_p95_ms=TARGETS_P95_MS[r.backend],
+                      hybrid_p95_ms=r.hybrid_p95_ms, met=r.hybrid_p95_ms <= TARGETS_P95_MS[r.backend])
+               for r in rows if r.size == biggest and r.backend in TARGETS_P95_MS]
     report = StoreBenchReport(
-        config=cfg, embedding=embedding, rows=rows, started_at=started_at, seconds=time.perf_counter() - started,
+        config=cfg, embedding=embedding, rows=rows, hnsw=hnsw_results, targets=targets, started_at=started_at,
+        seconds=time.perf_counter() - started,
         machine=f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; load average "
         f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end",
-        target=target, target_ok=edge_big[0].hybrid_p95_ms < TARGET_P95_MS if edge_big else None,
     )
-    out.print(rich_table(report), width=max(out.width, 100), crop=False)  # never squeeze the numbers
+    out.print(rich_table(report), width=max(out.width, 120), crop=False)  # never squeeze the numbers
+    if report.hnsw:
+        out.print(hnsw_table(report), width=max(out.width, 140), crop=False)
+        out.print(tenant_table(report), width=max(out.width, 100), crop=False)
     out.print(notes(report))
     (cfg.out / "bench-store.md").write_text(to_markdown(report), encoding="utf-8")
     (cfg.out / "bench-store.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
-    out.print(f"[dim]written: {cfg.out / 'bench-store.md'}, {cfg.out / 'bench-store.json'}[/]")
+    (cfg.out / "bench-store.partial.json").unlink(missing_ok=True)  # what a long run had written so far
+    written = [cfg.out / "bench-store.md", cfg.out / "bench-store.json"]
+    if len(cfg.sizes) > 1:
+        written.append(write_plot(report, cfg.out / "bench-store.png"))
+    out.print(f"[dim]written: {', '.join(str(p) for p in written)}[/]")
     return report
-
-
-# -- presentation --------------------------------------------------------------------------------------------
-COLUMNS = ["backend", "memories", "users", "insert/s", "hybrid p50", "hybrid p95", "no-embed p95", "dense p50",
-           "dense p95", "queries", "agree"]
-
-
-def _cells(row: BackendRow) -> list[str]:
-    agreement = "-" if row.agreement is None else f"{row.agreement:.2f}"
-    return [row.backend, f"{row.size:,}", f"{row.users:,}", f"{row.insert_per_s:,.0f}",
-            f"{row.hybrid_p50_ms:.2f}", f"{row.hybrid_p95_ms:.2f}", f"{row.store_p95_ms:.2f}",
-            f"{row.dense_p50_ms:.2f}", f"{row.dense_p95_ms:.2f}", str(row.queries), agreement]
-
-
-def notes(report: StoreBenchReport) -> str:
-    e = report.embedding
-    mark = {True: "✓ met", False: "✗ missed", None: "not measured"}[report.target_ok]
-    cache = (f"corpus vectors: {e.corpus_cached_rows:,} from cache, {e.corpus_embedded_rows:,} embedded now"
-             + (f" ({e.corpus_embedded_rows / e.corpus_embed_seconds:,.0f} texts/s)" if e.corpus_embedded_rows else ""))
-    where = sorted({f"{r.backend} = {r.location}" for r in report.rows})
-    lines = [
-        f"backends: {'; '.join(where)}; insert/s = records/s of store.upsert with precomputed vectors "
-        + f"(batches of {report.config.batch_size}); latencies in ms.",
-        f"embedding ({e.embedder}, {e.dimensions}-d): {e.texts_per_s:,.0f} texts/s in batches of 256 "
-        + f"({e.sample:,} texts); one query: p50 {e.query_p50_ms:.2f} ms, p95 {e.query_p95_ms:.2f} ms; {cache}",
-        "search latency = Memory.search for one user (tenant filter), query embedding included, "
-        + f"top {report.config.limit}; hybrid = dense + BM25 fused (RRF), dense = dense only; no-embed = hybrid "
-        + "with the query vector computed beforehand (the store + fusion share).",
-        f"qdrant local mode filters in Python: it runs {report.config.slow_queries} queries (edge: "
-        + f"{report.config.queries}); agree = mean top-{report.config.limit} overlap of its hybrid hits with edge's.",
-        f"target: {report.target}: {mark}",
-        f"machine: {report.machine}; total {report.seconds:.0f} s",
-    ]
-    return "\n".join(lines)
-
-
-def rich_table(report: StoreBenchReport) -> Table:
-    table = Table(title="remem bench store (latency in ms, query embedding included)", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in COLUMNS:
-        table.add_column(col, justify="left" if col == "backend" else "right", min_width=len(col))
-    for row in report.rows:
-        table.add_row(*_cells(row))
-    return table
-
-
-def to_markdown(report: StoreBenchReport) -> str:
-    lines = [f"# remem bench store — {report.started_at:%Y-%m-%d %H:%M} UTC", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(_cells(row)) + " |" for row in report.rows]
-    lines += [""] + [f"- {line}" for line in notes(report).splitlines()] + [""]
-    return "\n".join(lines)
-
-

@@ -27,8 +27,11 @@ EmbedderOpt = Annotated[str, typer.Option("--embedder", help="Embedder spec (def
 GraphOpt = Annotated[bool, typer.Option("--graph", help="With --lm: build graph memory too, and compare search "
                                         "with graph facts (remem-both+graph) against without (remem-both).")]
 StoreOpt = Annotated[list[str] | None, typer.Option(
-    "--store", help="Also run remem's systems on this store (a store spec, e.g. markdown; repeatable), against "
-    "the edge store in the same run.")]
+    "--store", help="Also run remem's systems on this store (a store spec: markdown, pgvector, pgvector:fts; "
+    "repeatable), against the edge store in the same run. pgvector runs on a fresh database of "
+    "REMEM_DATABASE_URL, else of a throw-away local Postgres.")]
+KeywordOpt = Annotated[bool, typer.Option("--keyword-only", help="Also measure each store's keyword signal alone "
+                                          "(system remem-keyword).")]
 AblationsOpt = Annotated[bool, typer.Option(
     "--ablations", help="Also measure remem-context with one packing knob changed (rank order, value per token, "
     "no neighbours), in the same run.")]
@@ -59,7 +62,7 @@ def _select(conversations: list[Any], which: str | None, limit: int | None) -> l
 
 def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | None, embedder: str,
          graph: bool = False, stores: list[str] | None = None, facts: str | None = None,
-         ablations: bool = False) -> None:
+         ablations: bool = False, keyword_only: bool = False) -> None:
     from ..bench.report import markdown, write_report
     from ..bench.runner import CONTEXT_ABLATIONS, CONTEXT_SYSTEMS, run_retrieval
 
@@ -83,7 +86,8 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
         run = run_retrieval(dataset, conversations, embedder=embedder, progress=progress,
                             answer_system=answer_system, facts_lm=model, graph=graph, stores=stores or (),
                             facts_label=facts,
-                            contexts={**CONTEXT_SYSTEMS, **(CONTEXT_ABLATIONS if ablations else {})})
+                            contexts={**CONTEXT_SYSTEMS, **(CONTEXT_ABLATIONS if ablations else {})},
+                            keyword_only=keyword_only)
         if model is not None and answer_system:
             from ..bench.answer import AnswerScorer, answer_all
 
@@ -98,7 +102,8 @@ def _run(dataset: str, conversations: list[Any], out: Path | None, lm: str | Non
 @bench_app.command("locomo")
 def locomo(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
            lm: LmOpt = None, embedder: EmbedderOpt = "local", graph: GraphOpt = False,
-           store: StoreOpt = None, facts: FactsOpt = None, ablations: AblationsOpt = False) -> None:
+           store: StoreOpt = None, facts: FactsOpt = None, ablations: AblationsOpt = False,
+           keyword_only: KeywordOpt = False) -> None:
     """LoCoMo: evidence recall within 500/1,000/2,000 tokens and @k per category vs BM25-only and dense-only
     baselines (with --facts observations: LoCoMo's observations stored as facts; with --lm: answers; with --graph
     too: graph memory on and off in one run; with --store: the same systems on other stores)."""
@@ -107,16 +112,17 @@ def locomo(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversati
     if facts not in (None, "observations"):
         raise ValidationError(f"--facts: unknown source {facts!r} (use observations)", option="--facts")
     convs = load_locomo(data, observations=facts == "observations")
-    _run("locomo", _select(convs, conversations, limit), out, lm, embedder, graph, store, facts, ablations)
+    _run("locomo", _select(convs, conversations, limit), out, lm, embedder, graph, store, facts, ablations,
+         keyword_only)
 
 
 @bench_app.command("longmemeval")
 def longmemeval(data: DataOpt, out: OutOpt = None, limit: LimitOpt = None, conversations: ConvOpt = None,
                 lm: LmOpt = None, embedder: EmbedderOpt = "local", graph: GraphOpt = False,
-                store: StoreOpt = None, ablations: AblationsOpt = False) -> None:
+                store: StoreOpt = None, ablations: AblationsOpt = False, keyword_only: KeywordOpt = False) -> None:
     """LongMemEval: turn recall within 500/1,000/2,000 tokens, session recall_any/all@k and turn recall@k per
     question type vs baselines."""
     from ..bench.longmemeval import load_longmemeval
 
     _run("longmemeval", _select(load_longmemeval(data), conversations, limit), out, lm, embedder, graph, store,
-         ablations=ablations)
+         ablations=ablations, keyword_only=keyword_only)

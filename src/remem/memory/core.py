@@ -156,7 +156,7 @@ class Memory:
 
         spec = self.settings.store
         url = self.settings.qdrant_url or ""
-        if spec == "pgvector":
+        if spec.partition(":")[0] == "pgvector":  # options (fts, hnsw) are per process: the rows are the same
             where = "pgvector"
         elif spec == "qdrant" and url.startswith(("http://", "https://")):
             where = f"qdrant {url.rstrip('/')}/{self.settings.collection}"
