@@ -16,3 +16,37 @@ def test_shared_database_refuses_another_embedder_or_store(postgres_url, tmp_pat
         Memory(tmp_path / "c", embedder="fake", database_url=postgres_url)
     with Memory(tmp_path / "a", embedder="fake", database_url=postgres_url) as m:
         assert m.list(user_id="u").total == 1
+
+
+def test_database_down_fails_the_write_with_a_typed_error_and_a_retry_is_safe(tmp_path):
+    """History in Postgres, vectors elsewhere (the Qdrant-cluster shape; the embedded store stands in for Qdrant):
+    with the database down, a write raises StoreError (REST: 503), neither the store nor the history holds it,
+    reads of the store still work, and once the database is back a retry writes it exactly once."""
+    import os
+    import tempfile
+
+    from remem import StoreError
+    from remem.testing.postgres import LocalPostgres
+
+    directory = tempfile.mkdtemp(prefix="remem-test-pg-down-")
+    os.chmod(directory, 0o755)
+    pg = LocalPostgres(directory)
+    server = pg.start()
+    try:
+        with Memory(tmp_path / "m", embedder="fake", database_url=server) as m:
+            m.add("Alice likes green tea", user_id="alice")
+            pg.stop()
+            with pytest.raises(StoreError):
+                m.add("Alice moved to Lisbon", user_id="alice")
+            assert [h.record.text for h in m.search("Lisbon", user_id="alice", mode="bm25")] == []
+            pg.start()
+            [event] = m.add("Alice moved to Lisbon", user_id="alice").events
+            assert event.event == "ADD"
+            [again] = m.add("Alice moved to Lisbon", user_id="alice").events
+            assert again.event == "NOOP" and again.memory_id == event.memory_id
+            assert sorted(r.text for r in m.list(user_id="alice").items) == ["Alice likes green tea",
+                                                                                "Alice moved to Lisbon"]
+            assert len(m.history(event.memory_id, user_id="alice")) == 1
+            assert m.doctor().ok
+    finally:
+        pg.remove()

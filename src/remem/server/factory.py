@@ -22,7 +22,7 @@ def shared_deployment(settings: Settings) -> bool:
     """Whether several processes can serve these settings: history in Postgres and vectors in a store that
     is not embedded in one process (pgvector, or a Qdrant server by URL)."""
     remote_qdrant = settings.store == "qdrant" and (settings.qdrant_url or "").startswith(("http://", "https://"))
-    return bool(settings.database_url) and (settings.store == "pgvector" or remote_qdrant)
+    return bool(settings.database_url) and (settings.store.partition(":")[0] == "pgvector" or remote_qdrant)
 
 
 def require_shared(settings: Settings, workers: int) -> None:
