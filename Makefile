@@ -22,8 +22,12 @@ install-dev: $(BIN)/python
 demo: install
 	REMEM_HOME=$${REMEM_HOME:-.remem-demo} $(BIN)/remem demo
 
+# eatmydata (Debian package), when installed, turns fsync into a no-op for the test run: the embedded store
+# fsyncs every write, and tests need no power-loss durability (.ci/run installs it).
+EATMYDATA := $(shell command -v eatmydata 2>/dev/null)
+
 test: install-dev
-	$(BIN)/python -m pytest -q
+	$(EATMYDATA) $(BIN)/python -m pytest -q
 
 lint: install-dev
 	$(BIN)/ruff check src tests
