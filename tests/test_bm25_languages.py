@@ -76,11 +76,16 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module", params=["edge", "qdrant"])
+@pytest.fixture(scope="module", params=["edge", "qdrant", "pgvector"])
 def memory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Memory]:
     home = tmp_path_factory.mktemp(f"lang-{request.param}")
-    store = QdrantStore(":memory:", 384) if request.param == "qdrant" else None
-    with Memory(home, store=store) as mem:  # the default (English) local embedder
+    store: QdrantStore | str | None = QdrantStore(":memory:", 384) if request.param == "qdrant" else None
+    url = None
+    if request.param == "pgvector":  # BM25 postings in Postgres, the same analysis
+        from conftest import create_database
+
+        store, url = "pgvector", create_database(request.getfixturevalue("postgres_server"))
+    with Memory(home, store=store, database_url=url) as mem:  # the default (English) local embedder
         for text in MEMORIES:
             mem.add(text, user_id=USER)
         yield mem
@@ -108,10 +113,12 @@ def test_hybrid_ranks_it_first_too(memory: Memory, query: str, expected: str) ->
     assert hits[0].ranks["bm25"] == 1
 
 
-def test_both_backends_give_the_same_bm25_scores(tmp_path: Path) -> None:
+def test_every_backend_gives_the_same_bm25_scores(tmp_path: Path, postgres_url: str) -> None:
+    """edge, qdrant and pgvector (one user: its per-user IDF is the collection's) score alike."""
     scores = []
-    for store in (None, QdrantStore(":memory:", 64)):
-        with Memory(tmp_path / ("q" if store else "e"), embedder="fake", store=store) as mem:
+    for i, store in enumerate((None, QdrantStore(":memory:", 64), "pgvector")):
+        url = postgres_url if store == "pgvector" else None
+        with Memory(tmp_path / str(i), embedder="fake", store=store, database_url=url) as mem:
             for text in MEMORIES:
                 mem.add(text, user_id=USER)
             scores.append([
@@ -119,7 +126,7 @@ def test_both_backends_give_the_same_bm25_scores(tmp_path: Path) -> None:
                  mem.search(q, user_id=USER, mode="bm25", limit=5, expand_neighbors=0)]
                 for q, _ in CASES
             ])
-    assert scores[0] == scores[1]
+    assert scores[0] == scores[1] == scores[2]
 
 
 # -- the analyzer ------------------------------------------------------------------------------------------
