@@ -99,15 +99,18 @@ def test_two_workers_never_process_one_job_twice(backend_memory: Memory) -> None
 
 
 def test_two_worker_processes_share_one_postgres_queue(tmp_path: Path, postgres_url: str) -> None:
-    """Two `remem worker --once` processes (each with its own embedded store; the queue in Postgres): every job
-    is processed exactly once — counted by the LM usage each process records per processed job."""
-    with Memory(tmp_path / "submitter", embedder="fake", database_url=postgres_url, lm=ScriptedLM([])) as m:
+    """Two `remem worker --once` processes on one shared deployment (queue, history and the pgvector store in one
+    Postgres database; each process its own REMEM_HOME): every job is processed exactly once — counted by the LM
+    usage each process records per processed job — and its episode is in the shared store."""
+    with Memory(tmp_path / "submitter", embedder="fake", database_url=postgres_url, store="pgvector",
+                lm=ScriptedLM([])) as m:
         jobs = [m.pipeline.submit([Message(content=f"turn {i}", id=f"t{i}")], user_id=f"u{i % 4}")[0]
                 for i in range(20)]
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"routes": {"MemoryExtract": []}, "default": {"facts": []}, "latency": 0.05}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("REMEM_")}
-    env.update(REMEM_DATABASE_URL=postgres_url, REMEM_EMBEDDER="fake", LITELLM_LOCAL_MODEL_COST_MAP="True")
+    env.update(REMEM_DATABASE_URL=postgres_url, REMEM_STORE="pgvector", REMEM_EMBEDDER="fake",
+               LITELLM_LOCAL_MODEL_COST_MAP="True")
     procs = [subprocess.Popen([sys.executable, "-c", "from remem.cli import main; main()", "worker", "--once",
                                "--lm", f"scripted:{script}", "--home", str(tmp_path / f"w{k}"), "--name", f"w{k}"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -116,8 +119,10 @@ def test_two_worker_processes_share_one_postgres_queue(tmp_path: Path, postgres_
     assert [p.returncode for p in procs] == [0, 0], outputs
     done = [int(re.search(r"(\d+) done, 0 failed", out).group(1)) for out in outputs]  # type: ignore[union-attr]
     assert sum(done) == 20, outputs
-    with Memory(tmp_path / "submitter", embedder="fake", database_url=postgres_url) as m:
+    with Memory(tmp_path / "submitter", embedder="fake", database_url=postgres_url, store="pgvector") as m:
         assert m.storage.queue.count("done") == 20 and m.storage.queue.count("pending") == 0
+        assert sum(m.list(user_id=f"u{k}", kinds=["episode"]).total for k in range(4)) == 20
+        assert m.doctor().ok
         assert usage_totals(m.storage.database).calls == 20  # one extraction per job, none twice
         with m.storage.database.read() as tx:
             assert tx.fetchone("SELECT SUM(operations) FROM lm_usage")[0] == 20  # type: ignore[index]

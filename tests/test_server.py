@@ -261,7 +261,7 @@ def test_access_log_has_one_line_per_request_without_memory_text(srv: Running,
     assert [(x["route"], x["status"], x["tenant"]) for x in lines[-3:]] == [
         ("/v1/users/{user_id}/memories", 200, "acme"), ("/v1/users/{user_id}/search", 200, "acme"),
         ("/v1/users", 401, None)]
-    assert all(isinstance(x["ms"], float) for x in lines)
+    assert all(isinstance(x["ms"], float) and x["pid"] == os.getpid() for x in lines)
     assert "private" not in caplog.text
 
 

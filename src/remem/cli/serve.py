@@ -13,7 +13,7 @@ import typer
 
 from ..bounds import check_float, check_int, check_label
 from ..config import Settings
-from ..errors import ConfigurationError, StoreLockedError
+from ..errors import ConfigurationError, StoreLockedError, ValidationError
 
 if TYPE_CHECKING:
     from ..memory import Memory
@@ -154,14 +154,18 @@ def _serve_workers(workers: int, *, host: str, port: int, home: Path | None, emb
 
     import uvicorn
 
-    from ..server.factory import CONFIG_VAR, require_shared
+    from ..server.factory import CONFIG_VAR, LOG_LEVEL_VAR, require_shared
 
     settings = Settings.from_env(home=home, embedder=embedder, lm=lm)
-    require_shared(settings, workers)
+    try:
+        require_shared(settings, workers)
+    except ConfigurationError as exc:  # an option this deployment cannot honour: a usage error (exit 2)
+        raise ValidationError(str(exc)) from None
     for name, value in (("REMEM_HOME", home), ("REMEM_EMBEDDER", embedder), ("REMEM_LM", lm)):
         if value is not None:
             os.environ[name] = str(value)
     os.environ[CONFIG_VAR] = config.model_dump_json()
+    os.environ[LOG_LEVEL_VAR] = log_level
     console.print(f"remem serving {settings.store} + {settings.database_url and 'postgres'} with {workers} "
                   f"workers on http://{host}:{port}")
     uvicorn.run("remem.server.factory:create_from_env", factory=True, workers=workers, host=host, port=port,

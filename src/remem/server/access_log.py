@@ -1,4 +1,5 @@
-"""One structured (JSON) log line per request: method, route template, status, latency, tenant, key id.
+"""One structured (JSON) log line per request: method, route template, status, latency, tenant, key id, and the
+serving process (``pid``: with ``remem serve --workers N``, which worker answered).
 
 Route templates (``/v1/users/{user_id}/memories``) are logged, not raw paths, and never bodies or query strings:
 memory text is user data. With ``debug`` the raw path and query string are added.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -44,7 +46,7 @@ class AccessLogMiddleware:
             line: dict[str, Any] = {
                 "event": "request", "method": scope["method"], "route": template, "status": status,
                 "ms": round((time.perf_counter() - start) * 1000, 2),
-                "tenant": state.get("tenant"), "key_id": state.get("key_id"),
+                "tenant": state.get("tenant"), "key_id": state.get("key_id"), "pid": os.getpid(),
             }
             if self.debug:
                 line["path"] = scope["path"]

@@ -5,7 +5,9 @@ Postgres; vectors in pgvector or a Qdrant server). See :func:`shared_deployment`
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 
 from fastapi import FastAPI
 
@@ -16,6 +18,8 @@ from .app import ServerConfig, create_app
 from .auth import KeyStore
 
 CONFIG_VAR = "REMEM_SERVER_CONFIG"
+#: The log level of ``remem serve --log-level`` (a worker process configures its own logging).
+LOG_LEVEL_VAR = "REMEM_SERVER_LOG_LEVEL"
 
 
 def shared_deployment(settings: Settings) -> bool:
@@ -36,6 +40,10 @@ def require_shared(settings: Settings, workers: int) -> None:
 
 def create_from_env() -> FastAPI:
     """Build one worker's app (uvicorn calls this in every worker process)."""
+    # A worker is a fresh process: log like `remem serve` does (one plain line per record on stderr, the access
+    # log's JSON), before the MCP server would install its own (multi-line) handler on the root logger.
+    level = os.environ.get(LOG_LEVEL_VAR, "info").upper()
+    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level, logging.INFO), format="%(message)s")
     memory = Memory()
     try:
         keys = KeyStore.for_settings(memory.settings)
