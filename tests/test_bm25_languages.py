@@ -1,4 +1,5 @@
-"""Keyword (BM25) search finds a word inside a sentence in every language, on both Qdrant backends.
+"""Keyword (BM25) search finds a word inside a sentence in every language, on both Qdrant backends and the
+Markdown store.
 
 The memories are one everyday sentence per topic in Chinese, Japanese, Korean, Thai, German, French, Spanish
 and English; each query is a word of exactly one of them (issue 8: an unspaced CJK run used to be one token,
@@ -76,10 +77,11 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module", params=["edge", "qdrant", "pgvector"])
+@pytest.fixture(scope="module", params=["edge", "qdrant", "pgvector", "markdown"])
 def memory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Memory]:
     home = tmp_path_factory.mktemp(f"lang-{request.param}")
-    store: QdrantStore | str | None = QdrantStore(":memory:", 384) if request.param == "qdrant" else None
+    store: QdrantStore | str | None = (QdrantStore(":memory:", 384) if request.param == "qdrant"
+                                       else "markdown" if request.param == "markdown" else None)
     url = None
     if request.param == "pgvector":  # BM25 postings in Postgres, the same analysis
         from conftest import create_database

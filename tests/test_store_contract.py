@@ -4,6 +4,7 @@ remem.markdown).
 
 Every test takes the ``store`` fixture, parametrized over the four; the congruence tests build stores side by
 side and check that identical inputs give identical ids, order and (within 1e-4) scores.
+The Markdown store beside edge (what a file store does differently) is in ``tests/test_markdown_congruence.py``.
 
 Where pgvector differs on purpose, the suite says so: its BM25 takes the IDF statistics from the *user's*
 memories, the Qdrant stores from the whole collection, so BM25 scores agree only when the store holds one user
@@ -405,44 +406,6 @@ def test_top_k_widens_until_the_tie_at_the_cut_is_complete() -> None:
     assert top_k(fetch, 0) == []
 
 
-# -- the Markdown store beside edge (remem.markdown) ------------------------------------------------------------
-# Every test above also runs on ``markdown`` (the ``store`` fixture). What a file store does differently is stated
-# here rather than skipped:
-# - dense: exact cosine over the user's vectors, as edge's exact per-user scan: same ids, order and scores (1e-4);
-# - BM25: ``bm25s`` over the user's own memories, so IDF and document lengths are the user's (Qdrant's BM25 spans
-#   the whole collection) and scores are not comparable; analysis is the same kind (English stop words, Snowball
-#   stemmer), so the same memories match a query, in a close but not identical order.
-@pytest.fixture
-def edge_and_markdown(tmp_path: Path) -> Iterator[tuple[VectorStore, VectorStore]]:
-    edge, markdown = make_store("edge", tmp_path), make_store("markdown", tmp_path)
-    yield edge, markdown
-    close_store(edge)
-    close_store(markdown)
-
-
-def test_markdown_dense_is_congruent_with_edge(edge_and_markdown: tuple[VectorStore, VectorStore]) -> None:
-    records = bigger_corpus()
-    for s in edge_and_markdown:
-        put(s, records)
-    for flt in (ALICE, MemoryFilter(user_id="bob", categories=["even"]),
-                MemoryFilter(user_id="alice", since=T0 + timedelta(days=5), until=T0 + timedelta(days=9))):
-        for text in QUERIES:
-            q = StoreQuery(filter=flt, limit=15, dense=EMB.embed([text])[0])
-            edge_hits, md_hits = (s.query(q) for s in edge_and_markdown)
-            assert [h.record.id for h in edge_hits] == [h.record.id for h in md_hits], (text, flt)
-            np.testing.assert_allclose([h.score for h in edge_hits], [h.score for h in md_hits], atol=1e-4)
-
-
-def test_markdown_bm25_matches_the_same_memories_as_edge(edge_and_markdown: tuple[VectorStore, VectorStore]) -> None:
-    records = bigger_corpus()
-    for s in edge_and_markdown:
-        put(s, records)
-    for flt in (ALICE, MemoryFilter(user_id="bob", categories=["even"])):
-        for text in [*QUERIES, "gardens", "flights"]:  # stemmed: garden(s), flight(s)
-            q = StoreQuery(filter=flt, limit=200, text=text)
-            edge_hits, md_hits = (s.query(q) for s in edge_and_markdown)
-            assert edge_hits and {h.record.id for h in edge_hits} == {h.record.id for h in md_hits}, (text, flt)
-            assert [h.score for h in md_hits] == sorted((h.score for h in md_hits), reverse=True)
 # -- congruence with pgvector ------------------------------------------------------------------------------------
 @pytest.fixture
 def edge_and_pgvector(tmp_path: Path, postgres_url: str) -> Iterator[tuple[VectorStore, VectorStore]]:

@@ -9,11 +9,12 @@ when a query needs them), so a write costs nothing here and a read after a batch
 - **Dense**: exact cosine over the user's vectors (normalised on write), like the embedded Qdrant store's exact
   per-user scan, so scores equal the edge store's within float noise.
 - **BM25**: ``bm25s`` (Lucene BM25, k1=1.2, b=0.75 — the Lucene and Qdrant defaults) over the user's records,
-  tokenised by bm25s with the NLTK English stop words (``en_plus``, 179 words) and the Snowball English stemmer
-  (PyStemmer): the same kind of analysis as Qdrant's BM25. IDF and document lengths are the user's own, so
-  scores differ from Qdrant's BM25 (IDF over the whole collection, a fixed average length): rankings are close,
-  scores are not comparable across stores (stated in the store contract suite). bm25s's own 33-word stop list
-  keeps "what", "did", "when" in queries: 2.7 points lower LoCoMo recall@10 on the dev data (README).
+  on the terms of the edge and qdrant stores (:func:`terms`): remem's multilingual analysis
+  (:func:`remem.stores.bm25.analyze`: CJK bigrams, ICU word break for Thai, Lao, Khmer and Myanmar, accent
+  folding), then Qdrant's own English stop words and Snowball stemmer (:func:`remem.stores.bm25.bm25_model`), so
+  a word is found inside a sentence in every language, as on the other stores. IDF and document lengths are the
+  user's own, so scores differ from Qdrant's BM25 (IDF over the whole collection, a fixed average length):
+  rankings are close, scores are not comparable across stores (stated in the store contract suite).
 
 Ties are broken as the Qdrant stores do (:func:`remem.stores.base.top_k`): score to 5 decimals, then id.
 """
@@ -22,34 +23,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from ..models import MemoryRecord, as_utc
 from ..stores.base import SCORE_DECIMALS, MemoryFilter, time_of
+from ..stores.bm25 import analyze, bm25_model
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 K1, B = 1.2, 0.75
-_STEMMER: Any = None
 
 
 def micros(value: datetime) -> int:
     return (as_utc(value) - EPOCH) // timedelta(microseconds=1)
 
 
-def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    """bm25s tokens: lower-cased words of two or more characters, NLTK English stop words removed, stemmed."""
-    global _STEMMER
-    import bm25s
+@lru_cache(maxsize=1 << 18)
+def _term(word: str) -> str | None:
+    """The index term of one analysed word as Qdrant's ``Bm25`` makes it (stop word: None; else its stem, named
+    by the hash Qdrant gives it: the same term as on the edge and qdrant stores)."""
+    indices = bm25_model().embed_query(word).indices
+    return str(indices[0]) if len(indices) else None
 
-    if _STEMMER is None:
-        import Stemmer
 
-        _STEMMER = Stemmer.Stemmer("english")
-    tokens: list[list[str]] = bm25s.tokenize(list(texts), stopwords="en_plus", stemmer=_STEMMER, return_ids=False,
-                                             show_progress=False)
-    return tokens
+def terms(text: str, *, query: bool = False) -> list[str]:
+    """BM25 terms of ``text`` in order (a query's distinct terms): :func:`remem.stores.bm25.analyze`, then English
+    stop words removed and words stemmed by Qdrant's ``Bm25`` (see the module docstring)."""
+    out = [t for word in analyze(text, query=query) if (t := _term(word)) is not None]
+    return list(dict.fromkeys(out)) if query else out
 
 
 class Columns:
@@ -156,16 +159,16 @@ class Columns:
 
     def bm25(self, mask: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(indexes, BM25 scores) of the masked records that share a term with ``text`` (score > 0)."""
-        (terms,) = tokenize([text])
-        if not terms or not self.records:
+        query = terms(text, query=True)
+        if not query or not self.records:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         if self._bm25 is None:
             import bm25s
 
             index = bm25s.BM25(k1=K1, b=B)
-            index.index(tokenize([r.text for r in self.records]), show_progress=False)
+            index.index([terms(r.text) for r in self.records], show_progress=False)
             self._bm25 = index
-        scores = np.asarray(self._bm25.get_scores(terms), dtype=np.float64)
+        scores = np.asarray(self._bm25.get_scores(query), dtype=np.float64)
         idx = np.flatnonzero(mask & (scores > 0))
         return idx, scores[idx]
 

@@ -19,32 +19,34 @@ the id check of inserts) see each user's state as last synced.
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..errors import RememError, StoreError, ValidationError
+from ..errors import MarkdownFormatError, RememError, StoreError, ValidationError
 from ..models import MemoryRecord
 from ..stores.base import SCORE_DECIMALS, MemoryFilter, ScoredRecord, StoreQuery
 from ..stores.edge import _DirectoryLock
-from .files import fsync_dir, markdown_files
 from .fmt import PROFILE_FILE, file_of, parse
+from .folder import Folder, erase
 from .index import best
 from .names import category_file, category_of_file, user_dir, user_of_dir
-from .state import UserState
+from .state import CACHE_DIR, StaleFile, UserState
 
 if TYPE_CHECKING:
     from .sync import SyncReport
 
 log = logging.getLogger("remem.markdown")
-CACHE_DIR = ".remem"
+#: Attempts of one write when it finds a file edited by hand meanwhile (each syncs the edit first).
+WRITE_ATTEMPTS = 4
+_Next = tuple[dict[str, MemoryRecord], dict[str, np.ndarray], set[str]]
 GITIGNORE = "# remem's cache (rebuilt from the Markdown files) and its process lock\n.remem/\n.lock\n"
 
 
@@ -67,27 +69,34 @@ class MarkdownStore:
         self.dimensions = dimensions
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock_file = _DirectoryLock(self.root)
-        ignore = self.root / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text(GITIGNORE)
+        try:
+            with Folder.at(self.root) as top:
+                top.create(".gitignore", GITIGNORE.encode())  # once; never through a link
+            Folder.at(self.root, CACHE_DIR).close()  # MarkdownFormatError if .remem is a link
+        except BaseException:
+            self._lock_file.release()
+            raise
         self._guard = threading.Lock()
         self._users: dict[str, UserState] = {}
         self._local = threading.local()
         self._syncer: Any = None
         self._open = True
         self._skipped: set[str] = set()  # directory names that are not users (warned once)
+        self._refused: set[str] = set()  # users whose directory is a link (warned once)
         self._finish_interrupted_writes()
 
     def _finish_interrupted_writes(self) -> None:
         """Roll forward every user's write that a crash left between cache and files (see
         :mod:`remem.markdown.state`), so the files are right before anyone reads them."""
-        cache = self.root / CACHE_DIR
-        for folder in sorted(cache.iterdir()) if cache.is_dir() else []:
-            if UserState.interrupted(folder):
-                try:
-                    self._state(user_of_dir(folder.name))
-                except ValidationError:
-                    log.warning("markdown store: %s is not a cache folder remem writes; skipped", folder)
+        for name in sorted(self._names(self.root / CACHE_DIR)):
+            try:
+                if UserState.interrupted(self.root, name):
+                    self._state(user_of_dir(name))
+            except MarkdownFormatError as exc:
+                log.warning("markdown store: %s; the user's data is not read until it is fixed", exc)
+            except ValidationError:
+                log.warning("markdown store: %s is not a cache folder remem writes; skipped",
+                            self.root / CACHE_DIR / name)
 
     # -- users -----------------------------------------------------------------------------------------------
     def user_path(self, user_id: str) -> Path:
@@ -100,8 +109,7 @@ class MarkdownStore:
         with self._guard:
             state = self._users.get(user_id)
             if state is None:
-                files = self.user_path(user_id)
-                state = UserState.open(user_id, files, self.root / CACHE_DIR / files.name, self.dimensions)
+                state = UserState.open(user_id, self.root, self.user_path(user_id).name, self.dimensions)
                 self._users[user_id] = state
             return state
 
@@ -114,12 +122,23 @@ class MarkdownStore:
                     yield state
                     return
 
+    @staticmethod
+    def _names(directory: Path) -> set[str]:
+        """Directory entries that may be users: directories, and links (listed so that they can be erased; their
+        data is refused, never followed)."""
+        try:
+            with os.scandir(directory) as it:
+                return {e.name for e in it if not e.name.startswith(".") and
+                        (e.is_dir(follow_symlinks=False) or e.is_symlink())}
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
+
     def users(self) -> list[str]:
-        """Every user with files or a cache here (directory names remem did not write are skipped)."""
-        names = {p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")}
-        cache = self.root / CACHE_DIR
-        if cache.is_dir():
-            names |= {p.name for p in cache.iterdir() if p.is_dir()}
+        """Every user with files or a cache here (directory names remem did not write are skipped; a user whose
+        directory is a link is listed, and refused by every read or write of theirs)."""
+        names = self._names(self.root)
+        if not (self.root / CACHE_DIR).is_symlink():
+            names |= self._names(self.root / CACHE_DIR)
         out = set(self._users)
         for name in names:
             try:
@@ -130,8 +149,26 @@ class MarkdownStore:
                     log.warning("markdown store: %s is not a user directory remem writes; skipped", self.root / name)
         return sorted(out)
 
-    def _user_ids(self, flt: MemoryFilter) -> list[str]:
-        return [flt.user_id] if flt.user_id is not None else self.users()
+    def _states(self, flt: MemoryFilter) -> Iterator[UserState]:
+        """The locked state of the filter's user, or of every user (admin reads: a user whose directory is a
+        link is skipped with a warning; their own reads raise MarkdownFormatError)."""
+        if flt.user_id is not None:
+            with self._locked(flt.user_id) as state:
+                yield state
+            return
+        for user_id in self.users():
+            try:
+                cm = self._locked(user_id)
+                state = cm.__enter__()
+            except MarkdownFormatError as exc:
+                if user_id not in self._refused:
+                    self._refused.add(user_id)
+                    log.warning("markdown store: %s; that user is left out of reads over all users", exc)
+                continue
+            try:
+                yield state
+            finally:
+                cm.__exit__(None, None, None)
 
     # -- sync (see remem.markdown.sync) ------------------------------------------------------------------------
     def bind_writer(self, writer: Any) -> Callable[[str], object]:
@@ -148,15 +185,17 @@ class MarkdownStore:
             busy = self._local.busy = set()
         return busy
 
-    def sync(self, user_id: str) -> SyncReport | None:
+    def sync(self, user_id: str, *, rounds: int | None = None) -> SyncReport | None:
         """Apply the user's hand edits now (None when this thread is already syncing that user, or no writer is
-        bound). Raises what the write path raises."""
+        bound); ``rounds``: of applying the edits on disk (:data:`remem.markdown.sync.ROUNDS`). Raises what the
+        write path raises."""
         busy = self._busy()
         if self._syncer is None or user_id in busy:
             return None
         busy.add(user_id)
         try:
-            report: SyncReport = self._syncer.sync(user_id)
+            report: SyncReport = (self._syncer.sync(user_id) if rounds is None
+                                  else self._syncer.sync(user_id, rounds=rounds))
             return report
         finally:
             busy.discard(user_id)
@@ -171,7 +210,7 @@ class MarkdownStore:
         if user_id is None or syncer is None or user_id in self._busy() or syncer.holds_lock(user_id):
             return
         with self._locked(user_id) as state:
-            stale = state.adopted or bool(state.pending_edits())
+            stale = state.adopted or bool(state.pending_edits()) or bool(state.orphans)
         if stale:
             try:
                 self.sync(user_id)
@@ -198,6 +237,42 @@ class MarkdownStore:
             category_file(c)
 
     # -- writes ----------------------------------------------------------------------------------------------
+    def _write(self, user_id: str, build: Callable[[UserState], _Next | None]) -> None:
+        """Commit ``build(state)`` (records, vectors, touched files; None: nothing to write) for one user.
+
+        A file found changed by a hand edit not synced yet (:class:`~remem.markdown.state.StaleFile`) is synced
+        through the writer first — its lines are recorded as the person's — then the change is built again on
+        top and retried (:data:`WRITE_ATTEMPTS` in all). Saves displaced by the write itself are applied right
+        after it (:mod:`remem.markdown.orphans`)."""
+        for attempt in range(WRITE_ATTEMPTS):
+            with self._locked(user_id) as state:
+                change = build(state)
+                if change is None:
+                    return
+                # the last attempt, or a write of the sync itself, displaces a newer edit instead of refusing it
+                displace = self._syncer is not None and (attempt == WRITE_ATTEMPTS - 1 or user_id in self._busy())
+                try:
+                    state.commit(*change, displace=displace)
+                except StaleFile:
+                    if attempt == WRITE_ATTEMPTS - 1 or not self._can_sync(user_id):
+                        raise
+                    committed = False
+                else:
+                    committed, orphans = True, bool(state.orphans)
+            if not committed:
+                self.sync(user_id, rounds=1)  # what is on disk now; newer saves are synced by the next attempt
+                continue
+            if orphans and self._can_sync(user_id):
+                try:
+                    self.sync(user_id, rounds=1)
+                except RememError as exc:  # kept: the next sync applies them
+                    log.warning("markdown store: could not apply a save displaced by a write yet (%s: %s)",
+                                type(exc).__name__, exc.code)
+            return
+
+    def _can_sync(self, user_id: str) -> bool:
+        return self._syncer is not None and user_id not in self._busy()
+
     def upsert(self, records: Sequence[MemoryRecord], vectors: np.ndarray) -> None:
         if not records:
             return
@@ -207,7 +282,7 @@ class MarkdownStore:
         for r in records:
             self._check(r)
         for user_id, chosen in self._by_user(records).items():
-            with self._locked(user_id) as state:
+            def build(state: UserState, chosen: list[int] = chosen) -> _Next:
                 recs, vecs, touched = dict(state.records), dict(state.vectors), set()
                 for i in chosen:
                     r = records[i]
@@ -215,46 +290,68 @@ class MarkdownStore:
                         touched.add(file_of(recs[r.id]))
                     recs[r.id], vecs[r.id] = r, _unit(matrix[i])
                     touched.add(file_of(r))
-                state.commit(recs, vecs, touched)
+                return recs, vecs, touched
+
+            self._write(user_id, build)
 
     def set_payload(self, records: Sequence[MemoryRecord]) -> None:
         for r in records:
             self._check(r)
         for user_id, chosen in self._by_user(records).items():
-            with self._locked(user_id) as state:
+            def build(state: UserState, chosen: list[int] = chosen) -> _Next | None:
                 recs, touched = dict(state.records), set()
                 for i in chosen:
                     r = records[i]
                     if r.id in recs:
                         touched |= {file_of(recs[r.id]), file_of(r)}
                         recs[r.id] = r
-                if touched:
-                    state.commit(recs, state.vectors, touched)
+                return (recs, state.vectors, touched) if touched else None
+
+            self._write(user_id, build)
 
     def delete(self, ids: Sequence[str], flt: MemoryFilter) -> None:
         if not ids:
             return
         scoped = replace(flt, ids=list(ids), deleted=None)
-        for user_id in self._user_ids(flt):
-            with self._locked(user_id) as state:
-                cols = state.columns()
-                gone = [cols.records[i] for i in np.flatnonzero(cols.mask(scoped))]
-                if gone:
-                    recs = {k: v for k, v in state.records.items() if k not in {r.id for r in gone}}
-                    vecs = {k: v for k, v in state.vectors.items() if k in recs}
-                    state.commit(recs, vecs, {file_of(r) for r in gone})
+
+        def build(state: UserState) -> _Next | None:
+            cols = state.columns()
+            gone = {cols.records[i].id: cols.records[i] for i in np.flatnonzero(cols.mask(scoped))}
+            if not gone:
+                return None
+            recs = {k: v for k, v in state.records.items() if k not in gone}
+            vecs = {k: v for k, v in state.vectors.items() if k in recs}
+            return recs, vecs, {file_of(r) for r in gone.values()}
+
+        for user_id in [flt.user_id] if flt.user_id is not None else self.users():
+            try:
+                self._write(user_id, build)
+            except MarkdownFormatError:
+                if flt.user_id is not None:
+                    raise
 
     def delete_user(self, user_id: str, *, compact: bool = False) -> int:
-        """Remove the user's directory (every file in it) and cache; returns how many records they had."""
+        """Remove the user's directory (every file in it) and cache; returns how many records they had.
+
+        Always finishes (an erasure that started must end): a directory or cache that is a link is unlinked —
+        never what it points to — and a cache that cannot be read is removed all the same (0 records counted)."""
         del compact  # files are removed outright: nothing to compact
-        with self._locked(user_id) as state:
-            removed = len(state.records)
-            for path in (state.files, state.cache):
-                if path.exists():
-                    shutil.rmtree(path)
-            fsync_dir(self.root)
+        name = self.user_path(user_id).name
+        try:
+            state: UserState | None = self._state(user_id)
+        except (MarkdownFormatError, StoreError):
+            state = None
+        with state.lock if state is not None else nullcontext():
+            removed = len(state.records) if state is not None else 0
+            erase(self.root, name)
+            erase(self.root, CACHE_DIR, name)
             with self._guard:
-                self._users.pop(user_id, None)
+                dropped = self._users.pop(user_id, None)
+            if dropped is not None:
+                dropped.close()
+                dropped.orphans.clear()  # their saves are erased with them
+            if self._syncer is not None:
+                self._syncer.written.forget(user_id)
         return removed
 
     @staticmethod
@@ -271,10 +368,9 @@ class MarkdownStore:
         self._before(flt.user_id)
         scoped = replace(flt, ids=list(ids))
         found: dict[str, MemoryRecord] = {}
-        for user_id in self._user_ids(flt):
-            with self._locked(user_id) as state:
-                cols = state.columns()
-                found.update((cols.records[i].id, cols.records[i]) for i in np.flatnonzero(cols.mask(scoped)))
+        for state in self._states(flt):
+            cols = state.columns()
+            found.update((cols.records[i].id, cols.records[i]) for i in np.flatnonzero(cols.mask(scoped)))
         return [found[i] for i in ids if i in found]
 
     def query(self, q: StoreQuery) -> list[ScoredRecord]:
@@ -282,12 +378,11 @@ class MarkdownStore:
             raise StoreError("StoreQuery needs dense or text")
         self._before(q.filter.user_id)
         hits: list[tuple[MemoryRecord, float]] = []
-        for user_id in self._user_ids(q.filter):
-            with self._locked(user_id) as state:
-                cols = state.columns()
-                mask = cols.mask(q.filter)
-                idx, scores = cols.dense(mask, q.dense) if q.dense is not None else cols.bm25(mask, q.text or "")
-                hits += [(cols.records[i], s) for i, s in best(idx, scores, q.limit)]
+        for state in self._states(q.filter):
+            cols = state.columns()
+            mask = cols.mask(q.filter)
+            idx, scores = cols.dense(mask, q.dense) if q.dense is not None else cols.bm25(mask, q.text or "")
+            hits += [(cols.records[i], s) for i, s in best(idx, scores, q.limit)]
         hits.sort(key=lambda h: (-round(h[1], SCORE_DECIMALS), h[0].id))
         return [ScoredRecord(r, s) for r, s in hits[: max(q.limit, 0)]]
 
@@ -297,16 +392,15 @@ class MarkdownStore:
             return []
         self._before(flt.user_id)
         rows: list[tuple[int, str, MemoryRecord]] = []
-        for user_id in self._user_ids(flt):
-            with self._locked(user_id) as state:
-                cols = state.columns()
-                idx = np.flatnonzero(cols.mask(flt))
-                ranked = idx[np.lexsort((idx, cols.t[idx]))]  # time, then id (records are sorted by id)
-                if order == "desc":
-                    ranked = ranked[::-1]
-                if flt.user_id is not None:
-                    ranked = ranked[offset:offset + limit]
-                rows += [(int(cols.t[i]), cols.records[i].id, cols.records[i]) for i in ranked]
+        for state in self._states(flt):
+            cols = state.columns()
+            idx = np.flatnonzero(cols.mask(flt))
+            ranked = idx[np.lexsort((idx, cols.t[idx]))]  # time, then id (records are sorted by id)
+            if order == "desc":
+                ranked = ranked[::-1]
+            if flt.user_id is not None:
+                ranked = ranked[offset:offset + limit]
+            rows += [(int(cols.t[i]), cols.records[i].id, cols.records[i]) for i in ranked]
         if flt.user_id is not None:
             return [r for _, _, r in rows]
         rows.sort(key=lambda x: (x[0], x[1]), reverse=order == "desc")
@@ -315,9 +409,8 @@ class MarkdownStore:
     def count(self, flt: MemoryFilter) -> int:
         self._before(flt.user_id)
         total = 0
-        for user_id in self._user_ids(flt):
-            with self._locked(user_id) as state:
-                total += int(state.columns().mask(flt).sum())
+        for state in self._states(flt):
+            total += int(state.columns().mask(flt).sum())
         return total
 
     # -- Markdown-only reads -----------------------------------------------------------------------------------
@@ -334,18 +427,43 @@ class MarkdownStore:
         self._before(user_id)
         out: dict[str, tuple[str, int]] = {}
         with self._locked(user_id) as state:
-            for name, path in sorted(markdown_files(state.files).items()):
+            for name, data in state.contents().items():
                 try:
-                    text = path.read_text(encoding="utf-8-sig")
-                    category = None if name in (PROFILE_FILE,) else _category_or_none(name)
-                except (OSError, UnicodeDecodeError):
+                    text = data.decode("utf-8-sig")
+                except UnicodeDecodeError:
                     continue
-                for item in parse(text, name=name, path=str(path), category=category).items:
+                category = None if name in (PROFILE_FILE,) else _category_or_none(name)
+                for item in parse(text, name=name, path=str(state.files / name), category=category).items:
                     if item.id is not None:
                         out.setdefault(item.id, (name, item.line))
         return out
 
     def close(self) -> None:
+        """Apply what is left of saves displaced by writes (else keep each beside its file, see
+        :meth:`~remem.markdown.sync.Syncer.sync`), then release the directory."""
+        from .sync import keep
+
+        with self._guard:
+            states = list(self._users.values())
+        for state in states:
+            with state.lock:
+                state.close()
+                left = len(state.orphans)
+            while left and self._can_sync(state.user_id):  # each sync applies some; stop when one applies none
+                try:
+                    self.sync(state.user_id)
+                except RememError as exc:
+                    log.warning("markdown store: could not apply a displaced save on close (%s: %s)",
+                                type(exc).__name__, exc.code)
+                    break
+                with state.lock:
+                    left, before = len(state.orphans), left
+                if left >= before:
+                    break
+            with state.lock:
+                for orphan in state.orphans:
+                    keep(state, orphan.name, orphan.theirs, [])
+                state.orphans.clear()
         with self._guard:
             self._open = False
             self._users.clear()

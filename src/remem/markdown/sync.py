@@ -24,7 +24,9 @@ recorded as above — and embedded.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ..errors import ConfigurationError, RememError
+from ..errors import ConfigurationError, MarkdownConflictError, RememError
 from ..models import EventType, HistoryEvent, MemoryEvent, MemoryRecord, content_hash, new_id, utcnow
 from ..stores.base import MemoryFilter
 from ..validation import check_categories, check_text
@@ -50,6 +52,8 @@ from .fmt import (
     placement,
 )
 from .names import OWN_FILES, category_file, category_of_file
+from .orphans import Orphan
+from .state import StaleFile
 
 if TYPE_CHECKING:
     from ..writer import Writer
@@ -58,6 +62,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("remem.markdown")
 ACTOR = "file"
+#: Rounds of one sync that apply the edits on disk: a person who keeps saving is caught up with by the next sync
+#: (a write waits for at most this many).
+ROUNDS = 4
+#: Rounds of one sync in all: the others each apply one displaced save, when no edit is on disk.
+MAX_ROUNDS = 64
+#: Times the files may change again while a round applies them before the sync gives up (MarkdownConflictError).
+RETRIES = 8
 ANYONE = MemoryFilter(user_id=None, all_users=True, deleted=None)
 
 
@@ -88,11 +99,82 @@ def editable(item: Item) -> tuple[Any, ...]:
             f.get("speaker"), f.get("role"), f.get("session"), f.get("seq"), f.get("meta", {}))
 
 
+def _key(item: Item) -> str:
+    """:func:`editable` as a hashable value."""
+    return json.dumps(editable(item), sort_keys=True, default=str, ensure_ascii=False)
+
+
+@dataclass
+class Base:
+    """The version of a file a displaced save was made from (what remem had written or accepted there): its
+    memories by id, and its lines without an id — hand lines of an accepted edit, which the sync that accepted it
+    has added since (their ids are in the store, not in this version)."""
+
+    items: dict[str, Item]
+    new: list[Item] = field(default_factory=list)
+    #: Lines of the save that are such a line as it was (matched once per base line by :meth:`match`).
+    kept: set[int] = field(default_factory=set)
+
+    def match(self, pf: ParsedFile | None) -> None:
+        """Find the lines of the save ``pf`` without an id that the base held as they are: already added, so not
+        added again (a line twice in the base matches two lines of the save)."""
+        left = Counter(_key(i) for i in self.new)
+        self.kept = set()
+        for item in pf.items if pf else []:
+            if item.id is None and left[key := _key(item)] > 0:
+                left[key] -= 1
+                self.kept.add(item.line)
+
+
+def unchanged(item: Item, base: Base) -> bool:
+    """Whether ``item`` is in ``base`` (a displaced save's base) as it is."""
+    if item.id is None:
+        return item.line in base.kept
+    before = base.items.get(item.id)
+    return before is not None and editable(before) == editable(item)
+
+
 def as_written(record: MemoryRecord) -> Item:
     """The record as the store writes it, read back (so a text the format cannot hold exactly is not taken for
     an edit)."""
     text = "\n".join(item_lines(record, deleted=record.is_deleted)) + "\n"
     return parse(text, name="_.md", path="", category=placement(record)[1]).items[0]
+
+
+class Written:
+    """:func:`editable` of :func:`as_written` per record, kept while the store holds that very record object (a
+    sync compares every memory of an edited file: this spares re-rendering the unchanged ones each round)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, dict[str, tuple[MemoryRecord, tuple[Any, ...]]]] = {}
+
+    def __call__(self, record: MemoryRecord) -> tuple[Any, ...]:
+        seen = self._seen.setdefault(record.user_id, {})
+        hit = seen.get(record.id)
+        if hit is not None and hit[0] is record:
+            return hit[1]
+        value = editable(as_written(record))
+        seen[record.id] = (record, value)
+        return value
+
+    def forget(self, user_id: str) -> None:
+        """Drop a user's records (their erasure)."""
+        self._seen.pop(user_id, None)
+
+
+def keep(state: UserState, name: str, data: bytes | None, problems: list[FileProblem]) -> None:
+    """Keep a save remem displaced and could not apply beside its file, as ``<name>.conflict-<UTC time>`` (not a
+    ``.md`` file: never read as memories), and say so in the log."""
+    if data is None:
+        return
+    copy = f"{name}.conflict-{utcnow().strftime('%Y%m%dT%H%M%S.%fZ')}"
+    folder = state.folder(create=True)
+    assert folder is not None
+    with folder:
+        folder.write(copy, data)
+    detail = "; ".join(str(p) for p in problems[:3]) or "not applied before the store closed"
+    log.warning("markdown store: a save of %s made while remem wrote it was kept as %s (%s): merge it by hand",
+                state.files / name, state.files / copy, detail)
 
 
 @dataclass
@@ -107,25 +189,61 @@ class Syncer:
     def __init__(self, writer: Writer, store: MarkdownStore) -> None:
         self.writer, self.store = writer, store
         self.max_chars = _max_chars()
+        self.written = Written()
 
     def holds_lock(self, user_id: str) -> bool:
         return self.writer.locks.held(user_id)
 
-    def sync(self, user_id: str) -> SyncReport:
+    def sync(self, user_id: str, *, rounds: int = ROUNDS) -> SyncReport:
         """Apply the user's edited files (see the module docstring); the report lists what was applied and every
-        file still left unapplied. Raises what the write path raises (the edits stay on disk, unapplied)."""
+        file still left unapplied. Raises what the write path raises (the edits stay on disk, unapplied), and
+        MarkdownConflictError when a file changed again during each of :data:`RETRIES` attempts to apply it."""
         report = SyncReport(user_id=user_id)
         with self.writer.user_lock(user_id):
-            # The writer's lock excludes every other write of this user; the store's state lock is taken only
-            # around state access (never while embedding, nor while reading other users' ids).
-            with self.store.state(user_id) as state:
-                edits = state.pending_edits()
-                adopted = state.adopted
-            if edits or adopted:
-                self._apply(state, edits, report)
+            stale = applied = 0
+            for _ in range(MAX_ROUNDS):
+                # The writer's lock excludes every other write of this user; the store's state lock is taken only
+                # around state access (never while embedding, nor while reading other users' ids). Edits on disk
+                # go first: a displaced save applied over them would displace them in turn.
+                with self.store.state(user_id) as state:
+                    edits, adopted = state.pending_edits(), state.adopted
+                    orphan = state.orphans.pop(0) if state.orphans and not (edits or adopted) else None
+                if not (edits or adopted or orphan) or (orphan is None and applied == rounds):
+                    break
+                applied += orphan is None
+                try:
+                    if orphan is None:
+                        self._apply(state, edits, report)
+                    else:
+                        self._apply(state, {orphan.name: orphan.theirs}, report,
+                                    bases={orphan.name: self._base(state, orphan)})
+                except StaleFile as exc:  # changed again while it was applied: read it again
+                    self._put_back(state, orphan)
+                    stale += 1
+                    if stale > RETRIES:
+                        raise MarkdownConflictError(
+                            f"{exc.context.get('path')} changed on disk during each of {stale} attempts to apply it; "
+                            "nothing of the last attempt was written: retry", **exc.context) from None
+                except BaseException:
+                    self._put_back(state, orphan)
+                    raise
             with self.store.state(user_id) as state:
                 report.problems = [p for _, problems in sorted(state.broken.items()) for p in problems[1]]
         return report
+
+    def _put_back(self, state: UserState, orphan: Orphan | None) -> None:
+        if orphan is not None:
+            with self.store.state(state.user_id) as locked:
+                locked.orphans.insert(0, orphan)
+
+    @staticmethod
+    def _base(state: UserState, orphan: Orphan) -> Base:
+        """The memories of the version the orphan was made from (see :class:`Base`)."""
+        text = orphan.base.decode("utf-8", "replace") if orphan.base is not None else ""
+        name = orphan.name
+        category = None if name.removesuffix(".md") in OWN_FILES else category_of_file(name)
+        items = parse(text, name=name, path=str(state.files / name), category=category).items
+        return Base({i.id: i for i in items if i.id is not None}, [i for i in items if i.id is None])
 
     # -- reading ---------------------------------------------------------------------------------------------
     def _read(self, state: UserState, edits: Mapping[str, bytes | None]
@@ -165,9 +283,10 @@ class Syncer:
                                      f"(lower-case a-z 0-9 _ - . @ + and %XX escapes): rename it{hint}")
 
     # -- checking --------------------------------------------------------------------------------------------
-    def _check(self, state: UserState, parsed: dict[str, ParsedFile | None],
-               broken: dict[str, list[FileProblem]], latest: Mapping[str, HistoryEvent]) -> None:
-        """Move files with per-item problems (duplicate or foreign ids, refused texts) from parsed to broken."""
+    def _check(self, state: UserState, parsed: dict[str, ParsedFile | None], broken: dict[str, list[FileProblem]],
+               latest: Mapping[str, HistoryEvent], bases: Mapping[str, Base]) -> None:
+        """Move files with per-item problems (duplicate or foreign ids, refused texts) from parsed to broken. In a
+        displaced save (``bases``), only the items the person changed are checked."""
         changed = set(parsed) | set(broken)
         where: dict[str, list[tuple[str, int]]] = {}
         for r in state.records.values():
@@ -181,6 +300,8 @@ class Syncer:
         unknown: dict[str, tuple[str, int]] = {}
         for name, pf in parsed.items():
             for item in pf.items if pf else []:
+                if name in bases and unchanged(item, bases[name]):
+                    continue
                 self._check_item(name, item, problem)
                 if item.id is not None:
                     where.setdefault(item.id, []).append((name, item.line))
@@ -212,37 +333,49 @@ class Syncer:
 
     # -- planning --------------------------------------------------------------------------------------------
     def _plan(self, state: UserState, parsed: dict[str, ParsedFile | None], broken_text: str,
-              latest: Mapping[str, HistoryEvent]) -> _Plan:
+              latest: Mapping[str, HistoryEvent], bases: Mapping[str, Base]) -> _Plan:
+        """The changes and events that make the store hold what the parsed files say. A file with a base (a save
+        remem displaced, see remem.markdown.orphans) contributes only what the person changed from that base."""
         plan, now, user = _Plan(), utcnow(), state.user_id
-        present = {i for i, r in state.records.items() if file_of(r) not in parsed}
+        seen: set[str] = set()
+        removed: set[str] = set()
         for name, pf in sorted(parsed.items()):
             trash = name == TRASH_FILE
+            ids = {i.id for i in pf.items if i.id} if pf else set()
+            removed |= {i for i in bases[name].items if i not in ids} if name in bases else set()
             for item in pf.items if pf else []:
+                seen.add(item.id or "")
+                if name in bases and unchanged(item, bases[name]):
+                    continue  # as remem had written it: what the store holds now stands
                 where = f"{name}:{item.line}"
                 old = state.records.get(item.id) if item.id else None
-                base = latest[item.id].snapshot if item.id is not None and item.id in latest else None
-                if old is None and base is not None:
+                snapshot = latest[item.id].snapshot if item.id is not None and item.id in latest else None
+                if old is None and snapshot is not None:
                     record = self._new(item, user, trash, now)
-                    if record == base:
-                        plan.changes.append(Change(user, base.id, None, base))
+                    if record == snapshot:
+                        plan.changes.append(Change(user, snapshot.id, None, snapshot))
                     else:
-                        self._edit(plan, base, item, trash, now, where, before=None)
+                        self._edit(plan, snapshot, item, trash, now, where, before=None)
                 elif old is None:
                     record = self._new(item, user, trash, now)
                     plan.changes.append(Change(user, record.id, None, record))
                     plan.events.append(HistoryEvent(memory_id=record.id, user_id=user, event=EventType.ADD,
                                                     new_text=record.text, actor=ACTOR, created_at=now,
                                                     reason=f"added in {where}", snapshot=record))
-                elif editable(item) != editable(as_written(old)) or old.is_deleted != trash:
+                elif editable(item) != self.written(old) or old.is_deleted != trash:
                     self._edit(plan, old, item, trash, now, where, before=old)
-                present.add(item.id or "")
         for r in state.records.values():
-            if file_of(r) in parsed and r.id not in present and r.id not in broken_text and not r.is_deleted:
-                gone = r.model_copy(update={"deleted_at": now, "updated_at": now})
-                plan.changes.append(Change(user, r.id, r, gone))
+            name = file_of(r)
+            if name in bases or r.id in removed:
+                gone = r.id in removed  # a displaced save: only lines the person removed from remem's version
+            else:
+                gone = name in parsed  # a file as it is on disk: every line not in it
+            if gone and r.id not in seen and r.id not in broken_text and not r.is_deleted:
+                deleted = r.model_copy(update={"deleted_at": now, "updated_at": now})
+                plan.changes.append(Change(user, r.id, r, deleted))
                 plan.events.append(HistoryEvent(memory_id=r.id, user_id=user, event=EventType.DELETE, old_text=r.text,
-                                                actor=ACTOR, created_at=now, snapshot=gone,
-                                                reason=f"line removed from {file_of(r)}"))
+                                                actor=ACTOR, created_at=now, snapshot=deleted,
+                                                reason=f"line removed from {name}"))
         return plan
 
     @staticmethod
@@ -264,7 +397,7 @@ class Syncer:
     def _edit(self, plan: _Plan, old: MemoryRecord, item: Item, trash: bool, now: Any, where: str, *,
               before: MemoryRecord | None) -> None:
         update: dict[str, Any] = {"updated_at": now}
-        if editable(item) != editable(as_written(old)):
+        if editable(item) != self.written(old):
             update |= self._fields(item) | {"version": old.version + 1}
         if trash != old.is_deleted:
             update["deleted_at"] = now if trash else None
@@ -285,16 +418,23 @@ class Syncer:
                                         reason=f"hand edit in {where}"))
 
     # -- applying --------------------------------------------------------------------------------------------
-    def _apply(self, state: UserState, edits: Mapping[str, bytes | None], report: SyncReport) -> None:
+    def _apply(self, state: UserState, edits: Mapping[str, bytes | None], report: SyncReport,
+               bases: Mapping[str, Base] | None = None) -> None:
+        """One round: read, check, plan, embed and apply ``edits`` (name -> content; None: the file is gone).
+        ``bases``: the files whose edit is a displaced save (:meth:`_plan`); the disk holds remem's version."""
+        bases = bases or {}
         parsed, broken = self._read(state, edits)
+        for name, base in bases.items():
+            base.match(parsed.get(name))
         latest = self.writer.history.latest(state.user_id) if state.adopted or any(
             i.id not in state.records for pf in parsed.values() if pf for i in pf.items if i.id) else {}
-        self._check(state, parsed, broken, latest)
+        self._check(state, parsed, broken, latest, bases)
+        for name in [n for n in broken if n in bases]:
+            keep(state, name, edits[name], broken.pop(name))
         known_broken = [n for n in state.broken if n not in edits]
-        broken_text = "\n".join(
-            (state.files / n).read_bytes().decode("utf-8", "replace")
-            for n in [*broken, *known_broken] if (state.files / n).exists())
-        plan = self._plan(state, parsed, broken_text, latest)
+        broken_text = "\n".join(data.decode("utf-8", "replace")
+                                for data in state.contents([*broken, *known_broken]).values())
+        plan = self._plan(state, parsed, broken_text, latest, bases)
         texts = {c.memory_id: c.after.text for c in plan.changes
                  if c.after is not None and (c.before is None or c.before.text != c.after.text)}
         vectors: dict[str, np.ndarray] = {}
@@ -304,12 +444,13 @@ class Syncer:
         with self.store.state(state.user_id) as locked:
             assert locked is state
             if parsed or plan.changes:
-                with state.accepting({n: edits[n] for n in parsed}):
+                with state.accepting({n: edits[n] for n in parsed if n not in bases}):
                     if plan.changes or plan.events:
                         self.writer.apply(plan.changes, plan.events, vectors=vectors)
-                    state.commit(state.records, state.vectors, set(), force=set(parsed))
+                    state.commit(state.records, state.vectors, set(), force=set(parsed), displace=True)
             for name in parsed:
-                state.broken.pop(name, None)
+                if name not in bases:
+                    state.broken.pop(name, None)
             for name, problems in broken.items():
                 data = edits.get(name)
                 known = state.broken.get(name)
@@ -319,7 +460,7 @@ class Syncer:
                         log.warning("markdown store: %s (the file is left as it is; its memories keep their last "
                                     "good state)", p)
                 state.broken[name] = (sha, problems)
-        report.files = sorted(parsed)
-        report.embedded = len(vectors)
-        report.events = [MemoryEvent(event=e.event, memory_id=e.memory_id, text=e.new_text, old_text=e.old_text,
-                                     reason=e.reason) for e in plan.events]
+        report.files += [n for n in sorted(parsed) if n not in report.files]
+        report.embedded += len(vectors)
+        report.events += [MemoryEvent(event=e.event, memory_id=e.memory_id, text=e.new_text, old_text=e.old_text,
+                                      reason=e.reason) for e in plan.events]

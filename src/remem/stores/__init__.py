@@ -42,7 +42,6 @@ def _markdown(location: str | None, *, dimensions: int, home: Path | None = None
     """Memories as Markdown files a person can read and edit (``<home>/markdown/<user>/*.md``): remem.markdown."""
     try:
         import bm25s  # noqa: F401
-        import Stemmer  # noqa: F401
     except ImportError as exc:
         from ..errors import ConfigurationError
 

@@ -9,6 +9,7 @@ only the final swap of the files excludes readers, for the few milliseconds it t
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -57,7 +58,13 @@ class _DirectoryLock:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / ".lock"
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a link: the pid is written into this file
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise StoreError(f"{self.path} is a symbolic link: remove it (remem writes its process id there)",
+                             path=str(self.path)) from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
