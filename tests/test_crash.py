@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from remem import EventType, Memory
-from remem.testing.crash import OPS, Trial, count_hooks, hooked_trials, prepare, run_trial
+from remem.testing.crash import BULK, OPS, Trial, count_hooks, hooked_trials, prepare, run_trial
 
 TRIALS = 40
 
@@ -32,6 +32,17 @@ def test_killed_right_after_the_store_write_of_an_add(template: tuple[Path, dict
         for record in found.values():  # … and history records it
             assert [e.event for e in m.history(record.id, user_id="alice")] == [EventType.ADD]
         assert m.log.intents() == []
+
+
+def test_an_add_of_many_texts_killed_after_its_first_store_write_is_all_or_nothing(
+        template: tuple[Path, dict[str, int]], tmp_path: Path) -> None:
+    """One add of 600 texts (more than the writer's batch of 256) killed right after the first store write:
+    the next open completes all 600, none missing, each with its ADD event (it used to leave the first 256)."""
+    result = run_trial(template[0], tmp_path, Trial(op="bulk", kill_at=1, when="after", hook="store.upsert"))
+    assert result.killed and result.problems == []
+    with Memory(tmp_path / "home", embedder="fake") as m:
+        assert m.list(user_id="bella").total == BULK
+        assert m.log.count("bella") == BULK
 
 
 def test_an_erasure_killed_between_delete_and_rewrite_is_finished(template: tuple[Path, dict[str, int]],

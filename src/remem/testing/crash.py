@@ -33,8 +33,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Op = Literal["add", "update", "delete", "restore", "import", "forget", "loop"]
-OPS: tuple[Op, ...] = ("add", "update", "delete", "restore", "import", "forget")
+Op = Literal["add", "bulk", "update", "delete", "restore", "import", "forget", "loop"]
+OPS: tuple[Op, ...] = ("add", "bulk", "update", "delete", "restore", "import", "forget")
+#: ``bulk``: one add of this many texts for user bella (more than the writer's embedding batch of 256).
+BULK = 600
 #: The write-path steps a hooked trial can die at (object attribute paths on a Memory).
 HOOKS = ("store.upsert", "store.set_payload", "store.delete", "store.delete_user", "store._create_shard",
          "storage.history.begin", "storage.history.commit", "storage.history.forget_user")
@@ -130,6 +132,8 @@ def _plan(memory: Any, op: str, rng: random.Random, n: int) -> dict[str, Any]:
     """What an operation will do (journaled before it starts, so the check knows what may be half done)."""
     if op == "add":
         return {"texts": [f"alice new fact {n}.{i}" for i in range(3)]}
+    if op == "bulk":
+        return {"texts": [f"bella bulk fact {n}.{i}" for i in range(BULK)]}
     if op in ("update", "delete"):
         live = memory.list(user_id="alice", limit=1000).items
         return {"id": rng.choice(live).id, "text": f"alice updated fact {n}"} if live else {}
@@ -143,6 +147,8 @@ def _execute(memory: Any, op: str, plan: dict[str, Any], home: Path) -> dict[str
     """Run one planned operation; returns what the journal acknowledges."""
     if op == "add":
         return {"ids": [e.memory_id for e in memory.add(plan["texts"], user_id="alice").events]}
+    if op == "bulk":
+        return {"added": len(memory.add(plan["texts"], user_id="bella").added)}
     if op == "update" and plan:
         return {"version": memory.update(plan["id"], plan["text"], user_id="alice").version}
     if op == "delete" and plan:
@@ -168,8 +174,8 @@ def child(home: Path, trial: Trial) -> None:
     ops = [trial.op] if trial.op != "loop" else None
     n = 0
     while True:
-        op = ops[n] if ops is not None else rng.choice(("add", "add", "update", "delete", "restore", "import",
-                                                        "forget"))
+        op = ops[n] if ops is not None else rng.choice(("add", "add", "bulk", "update", "delete", "restore",
+                                                        "import", "forget"))
         plan = _plan(memory, op, rng, n)
         journal.write(kind="start", op=op, n=n, **plan)
         done = _execute(memory, op, plan, home)
@@ -264,6 +270,9 @@ def _check_acks(m: Any, acks: list[dict[str, Any]], flight: dict[str, Any] | Non
             problems.append(f"acknowledged state of {mid} lost (deleted={record.is_deleted})")
     if any(a["op"] == "import" for a in acks) and m.list(user_id="ivan").total != 300:
         problems.append("an acknowledged import is incomplete")
+    bulks = sum(1 for a in acks if a["op"] == "bulk")
+    if m.list(user_id="bella").total < BULK * bulks:
+        problems.append("an acknowledged add of many texts is incomplete")
     return problems
 
 
@@ -272,6 +281,9 @@ def _check_all_or_nothing(m: Any) -> list[str]:
     ivan = m.list(user_id="ivan", deleted=None).total
     if ivan not in (0, 300):
         problems.append(f"an import was applied in part ({ivan} of 300 memories)")
+    bella = m.list(user_id="bella", deleted=None).total
+    if bella % BULK:
+        problems.append(f"an add of {BULK} texts was applied in part ({bella % BULK} of {BULK} memories)")
     texts = [r.text for r in m.list(user_id="alice", deleted=None, limit=1000).items]
     dupes = sorted({t for t in texts if texts.count(t) > 1})
     if dupes:

@@ -220,31 +220,41 @@ class Writer:
                    for r in records]
         if len({r.id for r in checked}) != len(checked):
             raise ValidationError("the same memory id appears twice in one add")
-        out: list[MemoryEvent] = []
         total = len(checked)
+        vectors: dict[str, np.ndarray] = {}
+        # Embedding runs in batches (bounded memory) and outside the users' locks; the decisions and the write
+        # run under the locks, all records of the call in one apply: an insert is all or nothing.
         for start in range(0, total, self.batch_size):
             batch = checked[start:start + self.batch_size]
             taken = self.store.get([r.id for r in batch], ANYONE)
             if taken:
                 raise ValidationError(f"memory id {taken[0].id} already exists", memory_id=taken[0].id)
             matrix = self.embedder.embed([r.text for r in batch])
-            vectors = {r.id: matrix[i] for i, r in enumerate(batch)}
-            slots: list[MemoryEvent | None] = [None] * len(batch)
-            by_user: defaultdict[str, list[int]] = defaultdict(list)
-            for i, r in enumerate(batch):
-                by_user[r.user_id].append(i)
-            for user_id, indexes in by_user.items():
-                with self.user_lock(user_id):
-                    self._insert_user(user_id, [batch[i] for i in indexes], indexes, slots, vectors, actor=actor,
-                                      dedupe=dedupe, near_duplicate=near_duplicate)
-            out.extend(e for e in slots if e is not None)
+            vectors.update((r.id, matrix[i]) for i, r in enumerate(batch))
             if progress is not None:
                 progress(min(start + self.batch_size, total), total)
-        return out
+        slots: list[MemoryEvent | None] = [None] * total
+        by_user: defaultdict[str, list[int]] = defaultdict(list)
+        for i, r in enumerate(checked):
+            by_user[r.user_id].append(i)
+        with self.users_lock(list(by_user)):
+            changes: list[Change] = []
+            events: list[HistoryEvent] = []
+            for user_id, indexes in by_user.items():
+                fresh = self._decide(user_id, [checked[i] for i in indexes], indexes, slots, vectors,
+                                     dedupe=dedupe, near_duplicate=near_duplicate)
+                changes.extend(Change(user_id, r.id, None, r) for r in fresh)
+                events.extend(HistoryEvent(memory_id=r.id, user_id=user_id, event=EventType.ADD, new_text=r.text,
+                                           actor=actor, created_at=r.created_at, snapshot=r) for r in fresh)
+            if changes:
+                self.apply(changes, events, vectors={c.memory_id: vectors[c.memory_id] for c in changes})
+        return [e for e in slots if e is not None]
 
-    def _insert_user(self, user_id: str, records: list[MemoryRecord], indexes: list[int],
-                     slots: list[MemoryEvent | None], vectors: dict[str, np.ndarray], *, actor: str,
-                     dedupe: DedupeMode, near_duplicate: float | None) -> None:
+    def _decide(self, user_id: str, records: list[MemoryRecord], indexes: list[int],
+                slots: list[MemoryEvent | None], vectors: dict[str, np.ndarray], *, dedupe: DedupeMode,
+                near_duplicate: float | None) -> list[MemoryRecord]:
+        """ADD or NOOP for each of one user's records (under the user's lock); returns the records to add,
+        numbered. A record is a NOOP when it repeats a live memory, or one earlier in the same call."""
         twins = self._twins(user_id, records, dedupe)
         fresh: list[MemoryRecord] = []
         seen: dict[tuple[str, str], str] = {}
@@ -252,7 +262,8 @@ class Writer:
             key = (r.hash, r.kind if dedupe == "kind" else "")
             twin = seen.get(key) or twins.get(key) if dedupe != "none" else None
             if twin is None and near_duplicate is not None:
-                twin = self._near_twin(user_id, r, vectors[r.id], near_duplicate)
+                twin = self._near_twin(user_id, r, vectors[r.id], near_duplicate) or \
+                    _near_in(r, vectors, fresh, near_duplicate)
             if twin is not None:
                 slots[i] = MemoryEvent(event=EventType.NOOP, memory_id=twin, text=r.text,
                                        reason="duplicate of an existing memory")
@@ -260,23 +271,19 @@ class Writer:
             seen[key] = r.id
             fresh.append(r)
             slots[i] = MemoryEvent(event=EventType.ADD, memory_id=r.id, text=r.text)
-        if not fresh:
-            return
-        fresh = self._number_turns(user_id, fresh)
-        events = [HistoryEvent(memory_id=r.id, user_id=user_id, event=EventType.ADD, new_text=r.text, actor=actor,
-                               created_at=r.created_at, snapshot=r) for r in fresh]
-        self.apply([Change(user_id, r.id, None, r) for r in fresh], events, vectors=vectors)
+        return self._number_turns(user_id, fresh) if fresh else []
 
     def _twins(self, user_id: str, records: list[MemoryRecord], dedupe: DedupeMode) -> dict[tuple[str, str], str]:
         """Live memories of the user with the same normalised text: (hash, kind or "") -> memory id."""
         if dedupe == "none" or not records:
             return {}
         hashes = sorted({r.hash for r in records})
-        found = self.store.scroll(MemoryFilter(user_id=user_id, hashes=hashes), offset=0,
-                                  limit=min(4 * len(hashes) + 16, 1000), order="asc")
         twins: dict[tuple[str, str], str] = {}
-        for r in found:
-            twins.setdefault((r.hash, r.kind if dedupe == "kind" else ""), r.id)
+        for start in range(0, len(hashes), 200):  # a live text has at most one copy per kind: 4 kinds per hash
+            group = hashes[start:start + 200]
+            for r in self.store.scroll(MemoryFilter(user_id=user_id, hashes=group), offset=0,
+                                       limit=4 * len(group) + 16, order="asc"):
+                twins.setdefault((r.hash, r.kind if dedupe == "kind" else ""), r.id)
         return twins
 
     def _near_twin(self, user_id: str, record: MemoryRecord, vector: np.ndarray, threshold: float) -> str | None:
@@ -390,3 +397,16 @@ class Writer:
             exc.context.setdefault("hint", "the erasure is finished on the next open or by `remem doctor --repair`")
             raise
         return memories, self.history.forget_user(user_id)
+
+
+def _near_in(record: MemoryRecord, vectors: Mapping[str, np.ndarray], fresh: Sequence[MemoryRecord],
+             threshold: float) -> str | None:
+    """The first record added earlier in the same call, of the same kind, with cosine ≥ ``threshold``."""
+    v = vectors[record.id]
+    norm = float(np.linalg.norm(v)) or 1.0
+    for other in fresh:
+        if other.kind == record.kind:
+            w = vectors[other.id]
+            if float(np.dot(v, w)) / (norm * (float(np.linalg.norm(w)) or 1.0)) >= threshold:
+                return other.id
+    return None
