@@ -62,3 +62,21 @@ def test_cli_longmemeval(tmp_path: Path) -> None:
         data["systems"])
     md = (out / "longmemeval.md").read_text()
     assert "session_any@10" in md and "| recall@500 | recall@1000 | recall@2000 | session_all@500 |" in md
+
+
+def test_a_haystack_with_a_message_over_16000_characters_runs_and_finds_it(tmp_path: Path) -> None:
+    """LongMemEval_S holds a 16,787-character turn, which used to abort the whole run: the run completes and the
+    evidence sentence buried in the middle of such a turn is found (the turn is stored whole, indexed as chunks)."""
+    items = lme_items()
+    evidence = items[0]["haystack_sessions"][1][0]
+    filler = "I pasted the whole maintenance log of our office printer fleet here, line by line. "
+    half = filler * 110
+    evidence["content"] = (half + evidence["content"] + " " + half)[:16_787]
+    assert len(evidence["content"]) == 16_787 and "golden retriever puppy" in evidence["content"]
+    path = tmp_path / "lme.json"
+    path.write_text(json.dumps(items))
+    run = run_retrieval("longmemeval", load_longmemeval(path), embedder="fake", home=tmp_path)
+    for name in ("bm25-only", "remem-bm25", "remem-hybrid+expand"):
+        assert run.systems[name].summary()["metrics"]["overall"]["recall@1"] == 1.0, name
+    context = run.systems["remem-context"].summary()["metrics"]["overall"]
+    assert context["recall@2000tok"] == 1.0 and context["tokens@2000tok"] <= 2000

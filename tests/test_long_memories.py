@@ -79,3 +79,16 @@ def test_a_16787_character_message_is_stored_and_an_oversized_one_writes_nothing
         with pytest.raises(ValidationError, match="message 1 content has 20001 characters"):
             m.add([{"content": "fine", "id": "a"}, {"content": "x" * 20_001, "id": "b"}], user_id="u")
         assert m.list(user_id="u").total == 0  # nothing of the batch
+
+
+def test_context_shows_the_matching_part_of_a_long_memory_when_the_whole_does_not_fit(fake_memory: Memory) -> None:
+    filler = "The quarterly report covers printer toner, paper stock and the cafeteria menu in detail. "
+    text = filler * 60 + "My passport number is stored in the blue folder at home. " + filler * 60
+    memory_id = fake_memory.add(text, user_id="u").added[0].memory_id
+    small = fake_memory.context("where is my passport number stored?", user_id="u", max_tokens=500)
+    [item] = small.items
+    assert item.memory_ids == [memory_id] and small.tokens <= 500
+    assert "blue folder" in small.text and item.text.count("cafeteria") < 20  # the part, not all 120
+    assert "…" in item.text
+    large = fake_memory.context("where is my passport number stored?", user_id="u", max_tokens=20_000)
+    assert large.items[0].records[0].text == text.strip()  # room enough: the memory whole

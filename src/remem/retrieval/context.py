@@ -7,7 +7,9 @@ An agent does not want "10 hits"; it wants the best context that fits in N token
 2. **candidates** — one hybrid search (:mod:`remem.retrieval.search`) for about ``max_tokens / tokens_per_hit``
    hits with ``neighbors`` turns either side. A hit's value is its fused score (facts times ``fact_weight``);
    a neighbouring turn is worth ``neighbor_weight ** distance`` times its hit's value and only becomes
-   eligible once a turn next to it is in the context (excerpts grow out of hits).
+   eligible once a turn next to it is in the context (excerpts grow out of hits). A long memory found through
+   one of its chunks whose line would take more than half the budget is a candidate as that part
+   (``… part …``, the memory's id, date and sources): a pasted document costs a chunk, not the budget.
 3. **greedy packing** by marginal value per token: the next block is the eligible candidate with the highest
    ``value / cost ** cost_exponent``, where ``cost`` is what it adds to the text — its line, plus a session
    header when it opens a new session block, minus the gap marker it removes when it joins two runs.
@@ -194,10 +196,14 @@ def _matches(record: MemoryRecord, categories: Sequence[str], kinds: Sequence[st
     return not ((since is not None and t < since) or (until is not None and t > until))
 
 
-def candidates(hits: Sequence[SearchHit], opts: ContextOptions, keep: Callable[[MemoryRecord], bool]) -> list[_Unit]:
+def candidates(hits: Sequence[SearchHit], opts: ContextOptions, keep: Callable[[MemoryRecord], bool], *,
+               long_line: int | None = None) -> list[_Unit]:
     """One unit per distinct record of the hits and their neighbour windows, valued as the module docstring
-    says; records failing ``keep`` (filters, core facts already shown) are left out."""
+    says; records failing ``keep`` (filters, core facts already shown) are left out. A long memory found
+    through one of its chunks (:mod:`remem.chunking`) whose line would cost more than ``long_line`` tokens is
+    offered as that chunk instead: ``… part …``, same id, date and sources."""
     by_id: dict[str, _Unit] = {}
+    parts: dict[str, str] = {}
 
     def offer(record: MemoryRecord, value: float, anchor: bool) -> None:
         if not keep(record):
@@ -213,6 +219,8 @@ def candidates(hits: Sequence[SearchHit], opts: ContextOptions, keep: Callable[[
         r = hit.record
         value = hit.score * (opts.fact_weight if r.kind == "fact" else 1.0)
         offer(r, value, True)
+        if hit.chunk is not None:
+            parts.setdefault(r.id, hit.chunk.text)
         for near in hit.context:
             if r.seq is not None and near.seq is not None:
                 offer(near, hit.score * opts.neighbor_weight ** abs(near.seq - r.seq), False)
@@ -220,6 +228,11 @@ def candidates(hits: Sequence[SearchHit], opts: ContextOptions, keep: Callable[[
     lines = [turn_line(u.record) if u.is_turn else fact_line(u.record) for u in units]
     for unit, n in zip(units, count_many(lines), strict=True):
         unit.line_tokens = n + 1  # the newline
+        part = parts.get(unit.record.id)
+        if long_line is not None and part is not None and unit.line_tokens > long_line:
+            unit.record = unit.record.model_copy(update={"text": f"… {part.strip()} …"})
+            line = turn_line(unit.record) if unit.is_turn else fact_line(unit.record)
+            unit.line_tokens = count_tokens(line) + 1
     return units
 
 
@@ -376,7 +389,8 @@ def build_context(
             spent += extra
     shown = {i.memory_ids[0] for i in core}
 
-    units = candidates(hits, options, lambda r: r.id not in shown and _matches(r, cats, kind_list, since_u, until_u))
+    units = candidates(hits, options, lambda r: r.id not in shown and _matches(r, cats, kind_list, since_u, until_u),
+                       long_line=budget // 2)
     covered = {s for i in core for s in i.source_ids}
     return _fit(query, user_id, budget, core, units, spent, covered, options)
 

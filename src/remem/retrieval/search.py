@@ -256,27 +256,30 @@ def lift_chunks(
 ) -> tuple[dict[str, list[ScoredRecord]], dict[str, MemoryRecord]]:
     """Replace each chunk hit by its memory (loaded with the query's filter: a deleted or filtered-out memory
     drops its chunks), keeping the memory's best rank in each signal; also returns, per memory found through a
-    chunk, its best-ranked chunk (:mod:`remem.chunking`)."""
+    chunk, its best chunk: the highest reciprocal-rank sum over the signals, ``Σ 1 / (60 + rank)`` as in
+    :func:`~remem.retrieval.fusion.fuse_rrf` (:mod:`remem.chunking`)."""
     wanted = sorted({h.record.parent_id for hits in signals.values() for h in hits
                      if h.record.kind == "chunk" and h.record.parent_id})
     if not wanted:
         return signals, {}
     parents = {p.id: p for p in store.get(wanted, flt)}
-    matched: dict[str, MemoryRecord] = {}
+    votes: dict[str, dict[str, tuple[float, MemoryRecord]]] = {}  # parent -> chunk id -> (rrf, chunk)
     out: dict[str, list[ScoredRecord]] = {}
     for name, hits in signals.items():
         seen: set[str] = set()
         lifted: list[ScoredRecord] = []
-        for h in hits:
+        for rank, h in enumerate(hits):
             record = h.record
             if record.kind == "chunk":
                 parent = parents.get(record.parent_id or "")
                 if parent is None:
                     continue
-                matched.setdefault(parent.id, record)
+                chunks = votes.setdefault(parent.id, {})
+                chunks[record.id] = (chunks.get(record.id, (0.0, record))[0] + 1.0 / (60 + rank), record)
                 record = parent
             if record.id not in seen:
                 seen.add(record.id)
                 lifted.append(ScoredRecord(record, h.score))
         out[name] = lifted
+    matched = {pid: max(chunks.values(), key=lambda v: v[0])[1] for pid, chunks in votes.items()}
     return out, matched
