@@ -31,8 +31,10 @@ BATCH = 128
 #: A model call's budget of texts × width²: attention holds batch × heads × width² floats, so up to 128 short
 #: texts (width ≤ 64) but only 8 full-window ones go in one call. Measured on the 192 longest LongMemEval_S turns
 #: of one haystack (peak RSS of the process): a fixed batch of 64 → 2.7 GB; budget 16 × 256² → 1.0 GB;
-#: 8 × 256² → 0.6 GB; the onnxruntime arena off saved nothing more and cost speed.
-ATTENTION_BUDGET = 8 * MAX_TOKENS * MAX_TOKENS
+#: 8 × 256² → 0.6 GB; the onnxruntime arena off saved nothing more and cost speed. Re-measured on the 480 turns of
+#: the first LongMemEval_S dev haystack (embedding alone, peak RSS): 8 × 256² → 642 MB, 4 × 256² → 479 MB,
+#: 2 × 256² → 386 MB, at the same throughput within noise; 4 × 256² keeps 64 texts of width 64 per call.
+ATTENTION_BUDGET = 4 * MAX_TOKENS * MAX_TOKENS
 
 
 def verify_model(path: Path, expected: str = MODEL_SHA256) -> Path:
