@@ -4,7 +4,8 @@ Each extracted fact, in order, is compared with the user's live facts (and with 
 were already sent to the agent):
 
 - **NOOP** — an exact duplicate (same normalised text as a live fact) or a near duplicate (dense cosine ≥
-  ``near_duplicate``, 0.92 by default: the writer's own check) of a live fact. No LM call.
+  ``near_duplicate``, 0.92 by default: the writer's own check) of a live fact **that adds no word to it**
+  (:mod:`remem.dedupe`: "not allergic", "40 mg", "room 102" are changes, not duplicates). No LM call.
 - **ADD** — no live fact, and no fact of this add bound for the agent, has cosine ≥ ``floor``: nothing the
   user has could be a duplicate, an update or a contradiction of it. Written at once through the one write
   path (``writer.insert(..., dedupe="kind", near_duplicate=...)``), so a race with another write still ends in
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dedupe import adds_nothing
 from ..models import EventType, MemoryEvent, MemoryRecord, content_hash
 from ..parts import MemoryParts
 from ..stores import MemoryFilter
@@ -99,12 +101,13 @@ def triage(
             out.decisions.append(Decision(fact, Route.NOOP, 1.0, MemoryEvent(
                 event=EventType.NOOP, memory_id=twin.id, text=fact.text, reason="duplicate of an existing memory")))
             continue
-        hits = parts.store.query(StoreQuery(filter=MemoryFilter(user_id=user_id, kinds=["fact"]), limit=1,
+        hits = parts.store.query(StoreQuery(filter=MemoryFilter(user_id=user_id, kinds=["fact"]), limit=5,
                                             dense=vectors[i]))
         best = float(hits[0].score) if hits else -1.0
-        if hits and best >= near_duplicate:
-            out.decisions.append(Decision(fact, Route.NOOP, best, MemoryEvent(
-                event=EventType.NOOP, memory_id=hits[0].record.id, text=fact.text,
+        same = next((h for h in hits if h.score >= near_duplicate and adds_nothing(fact.text, h.record.text)), None)
+        if same is not None:
+            out.decisions.append(Decision(fact, Route.NOOP, float(same.score), MemoryEvent(
+                event=EventType.NOOP, memory_id=same.record.id, text=fact.text,
                 reason="duplicate of an existing memory")))
             continue
         pending = float(np.max(vectors[agent_rows] @ vectors[i])) if agent_rows else -1.0

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..chunking import chunk_ids, chunks_of
+from ..dedupe import adds_nothing
 from ..embedders import Embedder
 from ..errors import NotFoundError, RememError, StoreError, ValidationError
 from ..models import EventType, HistoryEvent, MemoryEvent, MemoryRecord, as_utc, content_hash, utcnow
@@ -213,7 +214,8 @@ class Writer:
                near_duplicate: float | None = None, progress: Progress | None = None) -> list[MemoryEvent]:
         """Insert new records (validated by the caller), one :class:`MemoryEvent` per record in input order:
         ADD, or NOOP naming the live memory it duplicates. The duplicate check and the insert are atomic per
-        user (under the user's lock). ``near_duplicate``: also a NOOP when a live memory of the same kind has
+        user (under the user's lock). ``near_duplicate``: also a NOOP when a live memory of the same kind, to which
+        the text adds no word (:mod:`remem.dedupe`), has
         dense cosine ≥ this value. An id that already exists (for any user) is refused: an insert never
         overwrites."""
         checked = [r if r.hash == content_hash(r.text) else r.model_copy(update={"hash": content_hash(r.text)})
@@ -287,9 +289,10 @@ class Writer:
         return twins
 
     def _near_twin(self, user_id: str, record: MemoryRecord, vector: np.ndarray, threshold: float) -> str | None:
-        hits = self.store.query(StoreQuery(filter=MemoryFilter(user_id=user_id, kinds=[record.kind]), limit=1,
+        hits = self.store.query(StoreQuery(filter=MemoryFilter(user_id=user_id, kinds=[record.kind]), limit=5,
                                            dense=vector))
-        return hits[0].record.id if hits and hits[0].score >= threshold else None
+        return next((h.record.id for h in hits if h.score >= threshold and adds_nothing(record.text, h.record.text)),
+                    None)
 
     def _number_turns(self, user_id: str, records: list[MemoryRecord]) -> list[MemoryRecord]:
         """Give episodes of a session without a ``seq`` the next numbers of that session (arrival order), so
@@ -407,6 +410,7 @@ def _near_in(record: MemoryRecord, vectors: Mapping[str, np.ndarray], fresh: Seq
     for other in fresh:
         if other.kind == record.kind:
             w = vectors[other.id]
-            if float(np.dot(v, w)) / (norm * (float(np.linalg.norm(w)) or 1.0)) >= threshold:
+            if float(np.dot(v, w)) / (norm * (float(np.linalg.norm(w)) or 1.0)) >= threshold and \
+                    adds_nothing(record.text, other.text):
                 return other.id
     return None
