@@ -92,3 +92,20 @@ def test_context_shows_the_matching_part_of_a_long_memory_when_the_whole_does_no
     assert "…" in item.text
     large = fake_memory.context("where is my passport number stored?", user_id="u", max_tokens=20_000)
     assert large.items[0].records[0].text == text.strip()  # room enough: the memory whole
+
+
+def test_export_import_round_trips_the_longest_memories(tmp_path: Path) -> None:
+    """An updated memory of ~1,000,000 escape-heavy or non-ASCII characters exports to lines of several MB
+    (text up to three times per event line): the import takes them back, record for record."""
+    texts = ["\x1b" * 300_000 + " end", "绿茶" * 250_000, "😀" * 400_000]
+    dump = tmp_path / "dump.jsonl"
+    with Memory(tmp_path / "a", embedder="fake") as m:
+        ids = [e.memory_id for e in m.add(texts, user_id="u").events]
+        m.update(ids[1], "红茶" * 250_000, user_id="u")
+        m.export(dump)
+        before = {r.id: r.text for r in m.list(user_id="u").items}
+    assert max(len(line) for line in dump.read_bytes().splitlines()) > 1_048_576
+    with Memory(tmp_path / "b", embedder="fake") as m:
+        m.import_(dump)
+        assert {r.id: r.text for r in m.list(user_id="u").items} == before
+        assert len(m.history(ids[1], user_id="u")) == 2

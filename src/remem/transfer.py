@@ -94,7 +94,7 @@ def _parse(path: Path, max_chars: int, graph: GraphLines) -> tuple[list[MemoryRe
     seen_header = False
     for number, raw in enumerate(raw_lines, start=1):
         where = f"{path}:{number}"
-        check_import_line(raw, where, number)
+        check_import_line(raw, where, number, max_chars)
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -460,11 +460,20 @@ def _json_depth_exceeds(raw: bytes, limit: int) -> bool:
     return False
 
 
-def check_import_line(raw: bytes, where: str, number: int) -> None:
-    """One line of an import file: at most 1 MiB and nested at most 32 deep (before it is parsed)."""
-    if len(raw) > MAX_IMPORT_LINE_BYTES:
-        raise ImportFormatError(f"{where}: the line has {len(raw)} bytes, more than the limit of "
-                                f"{MAX_IMPORT_LINE_BYTES}", line=number)
+def import_line_limit(max_text_chars: int) -> int:
+    """The longest import line accepted, in bytes: what an export can write for the longest memory allowed. An
+    event line carries a text up to three times (old, new, snapshot); a character is at most 6 bytes in the
+    export's JSON (``\\u001b``, UTF-8 is at most 4); plus 1 MiB for everything else (metadata is at most 16 KiB)."""
+    return MAX_IMPORT_LINE_BYTES + 3 * 6 * max_text_chars
+
+
+def check_import_line(raw: bytes, where: str, number: int, max_text_chars: int = 0) -> None:
+    """One line of an import file: at most :func:`import_line_limit` bytes and nested at most 32 deep (before
+    it is parsed)."""
+    limit = import_line_limit(max_text_chars)
+    if len(raw) > limit:
+        raise ImportFormatError(f"{where}: the line has {len(raw)} bytes, more than the limit of {limit}",
+                                line=number)
     if _json_depth_exceeds(raw, MAX_IMPORT_DEPTH):
         raise ImportFormatError(f"{where}: JSON nested more than {MAX_IMPORT_DEPTH} levels deep", line=number)
 
