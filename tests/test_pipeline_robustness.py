@@ -59,3 +59,16 @@ def test_a_chaotic_model_never_loses_or_leaks_a_turn(fake_memory: Memory, seed: 
     for fact in fake_memory.list(user_id="alice", kinds=["fact"], limit=100).items:
         assert fact.text != "hacked"
         assert fake_memory.history(fact.id, user_id="alice")[0].event.value == "ADD"
+
+
+@pytest.mark.parametrize("text", ["a fact with a NUL \x00 inside", "half an emoji \ud83d", "x" * 2_001])
+def test_an_unusable_fact_text_from_the_model_is_retried_then_a_typed_error(fake_memory: Memory, text: str) -> None:
+    """A fact text the store cannot take (NUL, lone surrogate, over REMEM_MAX_TEXT_CHARS) is unusable output:
+    retried, then ExtractionError with the raw output; nothing stored, the turn stays queued."""
+    fake_memory.settings.max_text_chars = 2_000
+    bad = {"facts": [{"text": text, "source_ids": ["t1"]}]}
+    Pipeline(fake_memory, ScriptedLM({"MemoryExtract": [bad, bad, bad]}))
+    with pytest.raises(ExtractionError):
+        fake_memory.add([Message(content="hello", id="t1")], user_id="alice", infer=True)
+    assert fake_memory.list(user_id="alice", kinds=["fact"]).total == 0
+    assert len(fake_memory.pipeline.queue.pending()) == 1

@@ -21,9 +21,11 @@ from datetime import UTC, datetime, tzinfo
 import dspy
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..bounds import DEFAULT_MAX_TEXT_CHARS
 from ..errors import ExtractionError
 from ..models import Message
 from ..timeexpr import parse_date, resolve_relative, stamp
+from ..validation import check_text
 from .lm import RETRYABLE, raw_output_of
 from .signatures import DEFAULT_CATEGORIES, ExtractedFact, MemoryExtract
 
@@ -54,12 +56,14 @@ class Extractor:
     """``dspy.Predict(MemoryExtract)`` with validation and bounded retries. Call inside :func:`lm.meter`."""
 
     def __init__(
-        self, *, instructions: str | None = None, categories: Sequence[str] | None = None, retries: int = 2
+        self, *, instructions: str | None = None, categories: Sequence[str] | None = None, retries: int = 2,
+        max_chars: int = DEFAULT_MAX_TEXT_CHARS,
     ) -> None:
         signature = MemoryExtract.with_instructions(inspect.cleandoc(instructions or MemoryExtract.instructions))
         self.predict = dspy.Predict(signature)
         self.categories = [c.lower() for c in (categories or DEFAULT_CATEGORIES)]
         self.retries = retries
+        self.max_chars = max_chars
 
     def __call__(self, messages: Sequence[Message], context: Sequence[Message] = ()) -> list[Fact]:
         last: BaseException | None = None
@@ -90,6 +94,9 @@ class Extractor:
             text = " ".join(fact.text.split())
             if not text:
                 continue
+            # A fact is a memory text: NUL, a lone surrogate or more than REMEM_MAX_TEXT_CHARS is unusable
+            # output (ValidationError, a ValueError: retried, then ExtractionError), never stored.
+            text = check_text(text, self.max_chars, "fact text")
             cats = list(dict.fromkeys(c.strip().lower() for c in fact.categories if isinstance(c, str)))
             cats = [c for c in cats if c in self.categories]
             sources = [i for i in dict.fromkeys(fact.source_ids) if i in by_id] or list(by_id)

@@ -125,7 +125,8 @@ class Pipeline:
         self.lm = resolve_lm(lm, api_base=api_base)
         self.adapter = adapter_for(self.lm, output or settings.lm_output)
         self.queue = self.parts.queue
-        self.extractor = Extractor(instructions=extract_instructions, categories=categories, retries=retries)
+        self.extractor = Extractor(instructions=extract_instructions, categories=categories, retries=retries,
+                                   max_chars=settings.max_text_chars)
         self.maintainer = Maintainer(self.parts, instructions=maintain_instructions, retries=retries,
                                      near_duplicate=near_duplicate, summarize=summarize)
         self.near_duplicate = near_duplicate
