@@ -26,7 +26,7 @@ from ..graph.transfer import graph_counts
 from ..importers import SOURCES, import_export
 from ..memory.core import Memory, SearchMode
 from ..models import AddResult, EventType, MemoryKind
-from ..render import markup_safe
+from ..render import markup_safe, safe
 from ..retrieval.search import TimeMode
 from ..timeexpr import parse_date, reference_time, zone
 from ..validation import check_text
@@ -428,10 +428,11 @@ def context(
         emit_json(ctx)
         return
     if ctx.text:
-        typer.echo(ctx.text)
+        typer.echo(safe(ctx.text, multiline=True))  # stored text never reaches the terminal as instructions
     err_console.print(f"{ctx.tokens}/{ctx.max_tokens} {ctx.tokenizer} tokens, {len(ctx.items)} blocks, "
-                      f"{len(ctx.source_ids)} source ids" if ctx.items else f"no memories of {user} for this query",
-                      highlight=False, style="dim")
+                      f"{len(ctx.source_ids)} source ids" if ctx.items else
+                      f"no memories of {safe(user)} for this query within {max_tokens} tokens",
+                      highlight=False, style="dim", markup=False)
 
 
 @app.command("list")

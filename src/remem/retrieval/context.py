@@ -92,14 +92,20 @@ def day(value: datetime) -> str:
     return value.strftime("%Y-%m-%d (%a)")
 
 
+def one_line(text: str) -> str:
+    """A memory's text on one line (runs of whitespace, newlines included, become one space): a stored text
+    cannot open its own heading, list item or dated line in the context block."""
+    return " ".join(text.split())
+
+
 def fact_line(record: MemoryRecord) -> str:
-    return f"- {day(time_of(record))}: {record.text}"
+    return f"- {day(time_of(record))}: {one_line(record.text)}"
 
 
 def turn_line(record: MemoryRecord) -> str:
     """``- Speaker: text`` (the speaker is not repeated when the text already starts with it)."""
-    who = record.speaker or record.role or "user"
-    text = record.text
+    who = one_line(record.speaker or record.role or "user")
+    text = one_line(record.text)
     return f"- {text}" if text.startswith(f"{who}:") else f"- {who}: {text}"
 
 
