@@ -186,6 +186,10 @@ def test_bad_bodies_are_4xx_json_and_write_nothing(srv: Running) -> None:
             (c.post("/v1/users/bad/search", json={"query": "x", "limit": 0}), 422),
             (c.post("/v1/users/bad/context", json={"query": "x", "max_tokens": 0}), 422),
             (c.post("/v1/users/bad/context", json={"query": "x", "max_tokens": "lots"}), 422),
+            (c.post("/v1/users/bad/context", json={"query": "x", "max_tokens": "5"}), 422),  # strict, as limit
+            (c.post("/v1/users/bad/context", json={"query": "x", "max_tokens": 1.0}), 422),
+            (c.post("/v1/users/bad/context", json={"query": "x", "max_tokens": True}), 422),
+            (c.post("/v1/users/bad/context", json={"query": "x", "max_tokens": 200_001}), 422),
             (c.post("/v1/users/bad/context", json={"query": "  "}), 422),
             (c.post("/v1/users/bad/context", json={"query": "x", "kinds": ["thought"]}), 422),
             (c.post("/v1/users/bad/search", json={"query": "x", "since": "2025-02-01T00:00:00Z",

@@ -142,7 +142,8 @@ def build_mcp_server(memory: Memory, resolve: UserResolver, *, static_profile: b
         return [_hit_dict(h.record, h.score) for h in hits]
 
     @server.tool()
-    def get_context(query: str, ctx: Context, max_tokens: int = 1000, categories: list[str] | None = None,
+    def get_context(query: str, ctx: Context, max_tokens: Annotated[int, Strict()] = 1000,
+                    categories: list[str] | None = None,
                     kinds: list[MemoryKind] | None = None) -> dict[str, Any]:
         """What memory holds for ``query``, packed into at most ``max_tokens`` tokens: ``text`` is a Markdown
         block to read (core facts about the user, then dated facts and conversation excerpts), ``items`` its

@@ -129,7 +129,8 @@ class SearchBody(_Body):
 
 class ContextBody(_Body):
     query: str
-    max_tokens: int = Field(1000, description="Hard cap on the cl100k tokens of the returned text (1-200000).")
+    max_tokens: Annotated[int, Strict()] = Field(1000, ge=1, le=200_000,
+                                                 description="Hard cap on the cl100k tokens of the returned text.")
     categories: list[str] | None = None
     kinds: list[Literal["episode", "fact"]] | None = None
     since: datetime | None = None
