@@ -180,6 +180,11 @@ class ScriptedLM(dspy.LM):  # type: ignore[misc]
             return cls(data)
         if not isinstance(data, dict) or not isinstance(data.get("routes", {}), dict):
             raise ConfigurationError(f"LM script {p} must be a list or {{'routes': {{...}}, 'default': ...}}")
+        unknown = sorted(set(data) - {"routes", "default", "latency"})
+        if unknown:  # e.g. {"MemoryExtract": [...]}: the signature names belong under "routes"
+            raise ConfigurationError(f"LM script {p}: unknown keys {unknown[:5]}; the file is "
+                                     "{'routes': {'<Signature>': [replies…]}, 'default': reply, 'latency': seconds}",
+                                     path=str(p))
         latency = data.get("latency", 0.0)
         if not isinstance(latency, int | float) or latency < 0:
             raise ConfigurationError(f"LM script {p}: latency must be a number of seconds ≥ 0")
