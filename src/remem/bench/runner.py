@@ -157,7 +157,7 @@ class BenchRun:
 
 
 def _dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file())  # allocated, not apparent size
 
 
 def _database_bytes(memory: Memory) -> int:

@@ -23,7 +23,7 @@ BACKENDS: tuple[Backend, ...] = ("edge", "qdrant", "pgvector")
 
 
 def dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+    return sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file()) if path.exists() else 0  # allocated
 
 
 @dataclass
