@@ -240,3 +240,16 @@ def test_cli_context_escapes_terminal_controls(tmp_path) -> None:
     result = CliRunner().invoke(app, ["context", "x", "-u", "alice", "--home", home], env={"REMEM_EMBEDDER": "fake"})
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.stdout and "\u202e" not in result.stdout and "\\x1b[2J" in result.stdout
+
+
+def test_a_turn_of_another_chat_with_the_same_message_id_does_not_cover_a_fact(fake_memory: Memory) -> None:
+    """Message ids are unique per session only: turn "m1" of chat-B must not hide the fact from "m1" of chat-A."""
+    from remem.models import MemoryRecord
+
+    fake_memory.add_records([
+        MemoryRecord(user_id="u", text="Alice bought a red car", kind="fact", source_ids=["m1"], session_id="chat-A"),
+        MemoryRecord(user_id="u", text="Alice: what a red sunset", kind="episode", source_ids=["m1"],
+                     session_id="chat-B", seq=0),
+    ])
+    ctx = fake_memory.context("red car sunset", user_id="u", max_tokens=1000)
+    assert "red car" in ctx.text and "red sunset" in ctx.text

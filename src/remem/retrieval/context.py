@@ -242,6 +242,21 @@ def candidates(hits: Sequence[SearchHit], opts: ContextOptions, keep: Callable[[
     return units
 
 
+def sources_of(record: MemoryRecord) -> set[tuple[str | None, str]]:
+    """The messages a record comes from, as (session id, message id): message ids are unique within a session
+    only, so a turn of one chat never covers a fact from a same-numbered message of another."""
+    return {(record.session_id, s) for s in record.source_ids}
+
+
+def _covers(covered: set[tuple[str | None, str]], key: tuple[str | None, str]) -> bool:
+    """Whether ``key`` is shown already: the same message of the same session, or — when either side does not
+    know its session — the same message id."""
+    session, source = key
+    if key in covered or (None, source) in covered:
+        return True
+    return session is None and any(s == source for _, s in covered)
+
+
 @dataclass
 class _Packer:
     """Greedy knapsack over units with marginal costs (see the module docstring)."""
@@ -252,7 +267,7 @@ class _Packer:
     gap_cost: int
     spent: int = 0
     taken: list[_Unit] = field(default_factory=list)
-    covered: set[str] = field(default_factory=set)
+    covered: set[tuple[str | None, str]] = field(default_factory=set)  # (session id, source id)
     seqs: dict[str, set[int]] = field(default_factory=dict)  # block -> chosen seqs
 
     def cost(self, u: _Unit) -> int:
@@ -269,7 +284,7 @@ class _Packer:
         return float(u.value / max(1, self.cost(u)) ** self.exponent)
 
     def redundant(self, u: _Unit) -> bool:
-        return bool(u.record.source_ids) and set(u.record.source_ids) <= self.covered
+        return bool(u.record.source_ids) and all(_covers(self.covered, key) for key in sources_of(u.record))
 
     def pack(self, units: Sequence[_Unit]) -> list[_Unit]:
         by_pos = {(_block_of(u.record), u.record.seq): u for u in units if u.record.seq is not None}
@@ -294,7 +309,7 @@ class _Packer:
             self.spent += cost
             u.order = len(self.taken)
             self.taken.append(u)
-            self.covered |= set(u.record.source_ids)
+            self.covered |= sources_of(u.record)
             block = _block_of(u.record)
             self.seqs.setdefault(block, set())
             if u.record.seq is None:
@@ -397,12 +412,12 @@ def build_context(
 
     units = candidates(hits, options, lambda r: r.id not in shown and _matches(r, cats, kind_list, since_u, until_u),
                        long_line=budget // 2)
-    covered = {s for i in core for s in i.source_ids}
+    covered = {key for i in core for r in i.records for key in sources_of(r)}
     return _fit(query, user_id, budget, core, units, spent, covered, options)
 
 
 def _fit(query: str, user_id: str, budget: int, core: list[ContextItem], units: Sequence[_Unit], spent: int,
-         covered: set[str], opts: ContextOptions) -> Context:
+         covered: set[tuple[str | None, str]], opts: ContextOptions) -> Context:
     """Pack ``units`` into what the core facts left, render, and enforce the hard cap on the exact count."""
     header_cache: dict[str, int] = {}
 
