@@ -50,3 +50,14 @@ def test_database_down_fails_the_write_with_a_typed_error_and_a_retry_is_safe(tm
             assert m.doctor().ok
     finally:
         pg.remove()
+
+
+def test_a_refused_open_leaves_no_embedder_marker_in_the_home(postgres_url, tmp_path):
+    """A process refused by the shared database (another embedder) must not record its embedder in its home:
+    the next open with the right embedder works."""
+    with Memory(tmp_path / "a", embedder="fake", database_url=postgres_url, store="pgvector") as m:
+        m.add("hello", user_id="u")
+    with pytest.raises(ConfigurationError, match="holds vectors of embedder"):
+        Memory(tmp_path / "b", embedder="fake:32", database_url=postgres_url, store="pgvector")
+    with Memory(tmp_path / "b", embedder="fake", database_url=postgres_url, store="pgvector") as m:
+        assert m.list(user_id="u").total == 1

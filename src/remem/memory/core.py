@@ -94,11 +94,11 @@ class Memory:
             embedder if embedder is not None and not isinstance(embedder, str)
             else get_embedder(self.settings.embedder, dimensions=self.settings.embedder_dimensions)
         )
-        self._check_embedder_matches_home()
         self.storage = storage or open_storage(self.settings, self.home)
         try:
-            self._check_embedder_matches_database()
+            self._check_embedder_matches_database()  # a refused open leaves no marker in the home (next line)
             self._check_store_matches_database()
+            self._check_embedder_matches_home()
             self.store: VectorStore = store if store is not None and not isinstance(store, str) else self._open_store()
         except BaseException:
             self.storage.close()

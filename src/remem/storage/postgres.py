@@ -82,8 +82,11 @@ class PostgresDatabase:
         self._tables: dict[str, str] = dict(USER_TABLES)
         self._bound = _Binding()
         try:
+            # check: a pooled connection is tested (a cheap round trip) before it is handed out, so after a
+            # database restart no request fails on a connection the server already closed.
             self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs={"autocommit": True},
-                                       timeout=timeout, open=False, name="remem")
+                                       timeout=timeout, open=False, name="remem",
+                                       check=ConnectionPool.check_connection)
             self.pool.open(wait=True, timeout=timeout)
         except Exception as exc:
             raise StoreError(f"cannot connect to the database {self.url}: {exc}", url=self.url) from exc
