@@ -299,3 +299,17 @@ def test_chat_reports_a_line_that_is_not_utf8_and_goes_on(tmp_path: Path) -> Non
     assert "Hello there." in out  # the next line was answered
     with Memory(tmp_path / "chat", embedder="fake") as m:
         assert [r.text for r in m.list(user_id="ana").items] == ["hi"]
+
+
+def test_updates_cannot_grow_metadata_past_the_limit_by_merging(fake_memory) -> None:
+    """Each update merges its metadata into the memory's: the merged object obeys the 16 KiB limit (an export
+    must re-import), and the refused update writes nothing."""
+    from remem import ValidationError
+
+    memory_id = fake_memory.add("x", user_id="u").events[0].memory_id
+    for i in range(16):
+        fake_memory.update(memory_id, metadata={f"k{i}": "x" * 1000}, user_id="u")
+    with pytest.raises(ValidationError, match="more than the limit of 16384"):
+        fake_memory.update(memory_id, metadata={"k16": "x" * 1000}, user_id="u")
+    record = fake_memory.get(memory_id, user_id="u")
+    assert len(record.metadata) == 16 and record.version == 17

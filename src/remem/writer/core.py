@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..bounds import check_metadata
 from ..chunking import chunk_ids, chunks_of
 from ..dedupe import adds_nothing
 from ..embedders import Embedder
@@ -336,7 +337,7 @@ class Writer:
             if categories is not None:
                 changes["categories"] = categories
             if metadata is not None:
-                changes["metadata"] = {**old.metadata, **metadata}
+                changes["metadata"] = check_metadata({**old.metadata, **metadata})  # the merge obeys the limits
             if observed_at is not None:
                 changes["observed_at"] = as_utc(observed_at)
             if source_ids:
