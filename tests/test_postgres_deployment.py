@@ -61,3 +61,12 @@ def test_a_refused_open_leaves_no_embedder_marker_in_the_home(postgres_url, tmp_
         Memory(tmp_path / "b", embedder="fake:32", database_url=postgres_url, store="pgvector")
     with Memory(tmp_path / "b", embedder="fake", database_url=postgres_url, store="pgvector") as m:
         assert m.list(user_id="u").total == 1
+
+
+def test_database_urls_are_redacted_in_every_form():
+    from remem.storage.postgres import redact
+
+    assert redact("postgresql://u:Sup3r@h/db") == "postgresql://u:***@h/db"
+    assert "Sup3r" not in redact("host=127.0.0.1 port=1 user=postgres password=Sup3rS3cret dbname=postgres")
+    assert "Sup3r" not in redact("postgresql://h/db?sslmode=require&password=Sup3rS3cret&x=1")
+    assert "Sup3r" not in redact("host=h password='Sup3r S3cret' dbname=d")

@@ -35,7 +35,8 @@ def _sql(sql: str) -> str:
 
 def redact(url: str) -> str:
     """The URL without its password (for messages and logs)."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)  # postgresql://user:secret@host
+    return re.sub(r"(?i)(password\s*=\s*)('[^']*'|[^&\s]*)", r"\1***", url)  # ?password=… and key=value form
 
 
 class _PgTx:
