@@ -182,3 +182,45 @@ def test_export_pages_through_the_store_without_repeats(tmp_path: Path, monkeypa
                if json.loads(x)["type"] == "memory"]
         assert sorted(ids) == sorted(r.id for r in m.list(user_id="alice", limit=100).items)
         assert not (tmp_path / "dump.jsonl.tmp").exists()
+
+
+def test_import_refuses_lines_that_would_corrupt_the_store_or_history(tmp_path) -> None:
+    """A memory line of kind "chunk" (an index entry, not a memory), an event of a memory not in the file, and
+    an event whose snapshot names another user are refused with the line, nothing written."""
+    import json
+
+    from remem import ImportFormatError
+
+    dump = tmp_path / "good.jsonl"
+    with Memory(tmp_path / "a", embedder="fake") as m:
+        m.add(["one", "two"], user_id="imp")
+        m.export(dump)
+    lines = [json.loads(x) for x in dump.read_text().splitlines()]
+    memories = [x for x in lines if x["type"] == "memory"]
+    events = [x for x in lines if x["type"] == "event"]
+
+    def variant(name: str, change) -> object:
+        changed = json.loads(json.dumps(lines))
+        change(changed)
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("\n".join(json.dumps(x) for x in changed) + "\n")
+        return path
+
+    def chunk(ls):
+        next(x for x in ls if x["type"] == "memory")["record"]["kind"] = "chunk"
+
+    def stray(ls):
+        ev = json.loads(json.dumps(events[0]))
+        ev["event"]["memory_id"] = "00000000-0000-4000-8000-000000000000"
+        ev["event"]["snapshot"] = None
+        ls.append(ev)
+
+    def victim(ls):
+        next(x for x in ls if x["type"] == "event")["event"]["snapshot"]["user_id"] = "victimuser"
+
+    assert memories and events
+    for name, change in (("chunk", chunk), ("stray", stray), ("victim", victim)):
+        with Memory(tmp_path / name, embedder="fake") as m:
+            with pytest.raises(ImportFormatError):
+                m.import_(variant(name, change))
+            assert m.list(user_id="imp").total == 0 and m.log.count("imp") == 0

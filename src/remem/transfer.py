@@ -119,6 +119,9 @@ def _parse(path: Path, max_chars: int, graph: GraphLines) -> tuple[list[MemoryRe
                 seen_header = True
             elif kind == "memory":
                 record = MemoryRecord.model_validate(obj["record"])
+                if record.kind not in ("episode", "fact"):  # chunks are index entries, rebuilt, never imported
+                    raise ImportFormatError(f"{where}: a memory's kind must be episode or fact, not "
+                                            f"{record.kind!r}", line=number)
                 check_record(record, max_chars)
                 check_user_id(record.user_id)
                 check_text(record.text, max_chars)
@@ -148,6 +151,13 @@ def _parse(path: Path, max_chars: int, graph: GraphLines) -> tuple[list[MemoryRe
     if not seen_header:
         raise ImportFormatError(f"{path} is empty", path=str(path))
     for event, number in zip(events, event_lines, strict=True):
+        if event.memory_id not in owner:  # history describes a memory of the file, or it is a stray line
+            raise ImportFormatError(f"{path}:{number}: event of memory {event.memory_id}, which is not in the file",
+                                    line=number)
+        if event.snapshot is not None and (event.snapshot.id != event.memory_id
+                                           or event.snapshot.user_id != event.user_id):
+            raise ImportFormatError(f"{path}:{number}: the event's snapshot describes another memory or user",
+                                    line=number)
         if owner.get(event.memory_id, event.user_id) != event.user_id:
             raise ImportFormatError(
                 f"{path}:{number}: event of memory {event.memory_id} names user {event.user_id}, "
