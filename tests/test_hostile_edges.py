@@ -313,3 +313,23 @@ def test_updates_cannot_grow_metadata_past_the_limit_by_merging(fake_memory) -> 
         fake_memory.update(memory_id, metadata={"k16": "x" * 1000}, user_id="u")
     record = fake_memory.get(memory_id, user_id="u")
     assert len(record.metadata) == 16 and record.version == 17
+
+
+def test_an_integer_of_more_than_4300_digits_in_an_input_file_is_exit_2(tmp_path, capsys, monkeypatch) -> None:
+    """Python refuses to convert such an integer (ValueError, not a JSON syntax error): the CLI names the file
+    and exits 2 (add --file, import), never "unexpected error"."""
+    from remem.cli import main
+
+    monkeypatch.setenv("REMEM_EMBEDDER", "fake")
+    home = str(tmp_path / "h")
+    big = "9" * 5000
+    add_file = tmp_path / "big.json"
+    add_file.write_text('[{"content": "x", "metadata": {"n": ' + big + "}}]")
+    import_file = tmp_path / "big.jsonl"
+    import_file.write_text('{"type": "header", "format": "remem", "version": 1, "n": ' + big + "}\n")
+    for args in (["add", "-u", "a", "--file", str(add_file)], ["import", str(import_file)]):
+        with pytest.raises(SystemExit) as exc:
+            main([*args, "--home", home])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2, (args, err)
+        assert "unexpected" not in err and "JSON" in err

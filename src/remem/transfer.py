@@ -104,8 +104,8 @@ def _parse(path: Path, max_chars: int, graph: GraphLines) -> tuple[list[MemoryRe
             continue
         try:
             obj: Any = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ImportFormatError(f"{where}: not valid JSON ({exc.msg})", line=number) from exc
+        except ValueError as exc:  # JSONDecodeError, and an integer of more than 4,300 digits
+            raise ImportFormatError(f"{where}: not valid JSON ({getattr(exc, 'msg', exc)})", line=number) from exc
         if not isinstance(obj, dict) or "type" not in obj:
             raise ImportFormatError(f"{where}: expected an object with a 'type'", line=number)
         kind = obj["type"]

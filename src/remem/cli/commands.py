@@ -94,8 +94,8 @@ def parse_metadata(value: str | None) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"--metadata is not valid JSON: {exc.msg}") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
+        raise ValidationError(f"--metadata is not valid JSON: {getattr(exc, 'msg', exc)}") from None
     except RecursionError:
         raise ValidationError("--metadata is nested too deeply") from None
     if not isinstance(data, dict):
@@ -120,14 +120,19 @@ def read_messages(path: Path) -> list[dict[str, Any]]:
     except RecursionError:
         raise ValidationError(f"{shown(str(path))}: JSON nested too deeply") from None
     except json.JSONDecodeError:
+        items = None
+    except ValueError as exc:  # valid JSON syntax, but e.g. an integer of more than 4,300 digits
+        raise ValidationError(f"{shown(str(path))}: not usable JSON ({exc})") from None
+    if items is None:
         items = []
         for number, line_text in enumerate(text.splitlines(), start=1):
             if not line_text.strip():
                 continue
             try:
                 items.append(json.loads(line_text))
-            except json.JSONDecodeError as exc:
-                raise ValidationError(f"{shown(str(path))}:{number}: not valid JSON ({exc.msg})", line=number) from None
+            except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
+                raise ValidationError(f"{shown(str(path))}:{number}: not valid JSON ({getattr(exc, 'msg', exc)})",
+                                      line=number) from None
             except RecursionError:
                 raise ValidationError(f"{shown(str(path))}:{number}: JSON nested too deeply", line=number) from None
     if isinstance(items, dict):
