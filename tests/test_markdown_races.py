@@ -56,8 +56,10 @@ def test_swap_returns_what_it_displaced_and_watches_catch_a_late_append(tmp_path
     appender = open(tmp_path / "food.md", "ab")  # noqa: SIM115 - a program that opened the file before the swap
     with Folder.at(tmp_path) as folder:
         (tmp_path / "food.md").write_bytes(b"old\nsaved by a person\n")
-        temp, stamp = folder.temp("food.md", b"new\n")
-        displaced = folder.swap(temp, "food.md")
+        temp = folder.temp("food.md", b"new\n")
+        os.close(temp.fd)
+        stamp = temp.stamp
+        displaced = folder.swap(temp.name, "food.md")
         assert displaced.data == b"old\nsaved by a person\n" and (tmp_path / "food.md").read_bytes() == b"new\n"
         assert os.stat(tmp_path / "food.md").st_ino == stamp.ino and not list(tmp_path.glob(".*.tmp"))
         watches = Watches()
@@ -69,8 +71,9 @@ def test_swap_returns_what_it_displaced_and_watches_catch_a_late_append(tmp_path
                                                     b"old\nsaved by a person\n- appended late\n")]
         assert len(watches) == 0
         # a new file is never put over one that appeared meanwhile; a removal keeps what it removed
-        temp, _ = folder.temp("new.md", b"mine\n")
-        assert folder.swap(temp, "new.md").data is None and (tmp_path / "new.md").read_bytes() == b"mine\n"
+        temp = folder.temp("new.md", b"mine\n")
+        os.close(temp.fd)
+        assert folder.swap(temp.name, "new.md").data is None and (tmp_path / "new.md").read_bytes() == b"mine\n"
         taken = folder.take("new.md")
         assert taken.data == b"mine\n" and not (tmp_path / "new.md").exists()
         assert taken.fd is not None

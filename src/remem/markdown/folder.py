@@ -38,6 +38,9 @@ from .fmt import FileProblem
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_NOATIME = getattr(os, "O_NOATIME", 0)
+#: How far before its modification time remem sets the access time of a file it writes (see Folder.temp).
+UNREAD_NS = 1_000_000_000
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _NOREPLACE, _EXCHANGE = 1, 2  # renameat2(2) flags (linux/fs.h)
 _renameat2: Any = None  # the libc function once looked up; False where there is none
@@ -92,6 +95,19 @@ def read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+def read_steady(fd: int, attempts: int = 5) -> tuple[bytes, os.stat_result]:
+    """The content of ``fd`` with a stat that describes it: read again while a write changes the file during the
+    read (a program writing it in place), at most ``attempts`` times."""
+    st = os.fstat(fd)
+    for _ in range(attempts):
+        data = read_all(fd)
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns) == (len(data), st.st_mtime_ns):
+            break
+        st = after
+    return data, st
+
+
 @dataclass
 class Displaced:
     """What a :meth:`Folder.swap` or :meth:`Folder.take` removed from a file name at that instant.
@@ -104,7 +120,19 @@ class Displaced:
     fd: int | None = None
     size: int = -1
     mtime_ns: int = -1
+    ino: int = -1
     odd: str | None = None
+
+
+@dataclass
+class Temp:
+    """A temporary file written by :meth:`Folder.temp`: its name, the stamp it will have under the file's name,
+    a descriptor open on it, and its stat once written."""
+
+    name: str
+    stamp: Stamp
+    fd: int
+    st: os.stat_result
 
 
 class Folder:
@@ -186,7 +214,10 @@ class Folder:
 
     def _open_regular(self, name: str) -> int | None:
         try:
-            fd = os.open(name, _READ, dir_fd=self.fd)
+            try:  # remem's reads leave the access time alone: it tells a person's reads (remem.markdown.versions)
+                fd = os.open(name, _READ | _NOATIME, dir_fd=self.fd)
+            except PermissionError:  # O_NOATIME is for the file's owner only
+                fd = os.open(name, _READ, dir_fd=self.fd)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -214,25 +245,39 @@ class Folder:
         finally:
             os.close(fd)
 
+    def read_open(self, name: str) -> tuple[bytes, int, os.stat_result] | None:
+        """:meth:`read`, keeping the descriptor open (the caller closes it) with the stat taken as it was read."""
+        fd = self._open_regular(name)
+        if fd is None:
+            return None
+        try:
+            data, st = read_steady(fd)
+            return data, fd, st
+        except BaseException:
+            os.close(fd)
+            raise
+
     # -- writing ---------------------------------------------------------------------------------------------
-    def temp(self, name: str, data: bytes) -> tuple[str, Stamp]:
-        """A new hidden temporary file beside ``name`` holding ``data`` (flushed, fsync-ed): its name and the
-        stamp the file will have once it is renamed to ``name``."""
+    def temp(self, name: str, data: bytes) -> Temp:
+        """A new hidden temporary file beside ``name`` holding ``data`` (flushed, fsync-ed), with a descriptor
+        left open on it (the caller closes it) and the stamp the file will have once it is renamed to ``name``."""
         temp = f".{name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
         fd = os.open(temp, _NEW, 0o644, dir_fd=self.fd)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
+            st = os.fstat(fd)
+            # an access time a second before the last write: any later read moves it (remem.markdown.versions)
+            os.utime(fd, ns=(st.st_mtime_ns - UNREAD_NS, st.st_mtime_ns))
             os.fsync(fd)
             st = os.fstat(fd)
         except BaseException:
             os.close(fd)
             self.discard(temp)
             raise
-        os.close(fd)
-        return temp, Stamp(sha=sha256(data), size=st.st_size, mtime_ns=st.st_mtime_ns, ino=st.st_ino,
-                           seen_ns=time.time_ns())
+        return Temp(temp, Stamp(sha=sha256(data), size=st.st_size, mtime_ns=st.st_mtime_ns, ino=st.st_ino,
+                                seen_ns=time.time_ns()), fd, st)
 
     def discard(self, temp: str) -> None:
         try:
@@ -243,14 +288,15 @@ class Folder:
     def write(self, name: str, data: bytes) -> Stamp:
         """Replace ``name`` with ``data`` atomically (temporary file, fsync, rename, fsync of the directory), for
         files no person edits (the cache); a link at ``name`` is replaced, never followed."""
-        temp, stamp = self.temp(name, data)
+        temp = self.temp(name, data)
+        os.close(temp.fd)
         try:
-            os.replace(temp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+            os.replace(temp.name, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
         except BaseException:
-            self.discard(temp)
+            self.discard(temp.name)
             raise
         self.fsync()
-        return stamp
+        return temp.stamp
 
     def remove(self, name: str) -> None:
         """Unlink ``name`` if it is there (a link is unlinked, not followed)."""
@@ -325,8 +371,8 @@ class Folder:
 
     @staticmethod
     def _watchable(fd: int) -> Displaced:
-        st = os.fstat(fd)
-        return Displaced(data=read_all(fd), fd=fd, size=st.st_size, mtime_ns=st.st_mtime_ns)
+        data, st = read_steady(fd)
+        return Displaced(data=data, fd=fd, size=st.st_size, mtime_ns=st.st_mtime_ns, ino=st.st_ino)
 
     def fsync(self) -> None:
         os.fsync(self.fd)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .folder import Displaced, read_all
+from .versions import Version
 
 log = logging.getLogger("remem.markdown")
 #: Seconds a displaced file is watched for late writes; a program that opened it earlier writes within
@@ -38,6 +39,13 @@ class Orphan:
     name: str
     base: bytes | None
     theirs: bytes | None
+    #: The file's recent versions when it was displaced, the save's own among them (remem.markdown.versions):
+    #: kept with the orphan, since it may be applied after many more writes.
+    versions: tuple[Version, ...] = field(default=(), compare=False, repr=False)
+    #: When the save was written (its modification time): saves are applied oldest first.
+    mtime_ns: int = field(default=0, compare=False)
+    #: The displaced file's stat when a late write to it was found (its version is recorded from it).
+    stat: os.stat_result | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -56,12 +64,13 @@ class Watches:
     def __init__(self) -> None:
         self._open: list[_Watch] = []
 
-    def add(self, name: str, displaced: Displaced) -> None:
-        """Watch ``displaced`` (its descriptor is owned from now on)."""
+    def add(self, name: str, displaced: Displaced, *, seen: bytes | None = None) -> None:
+        """Watch ``displaced`` (its descriptor is owned from now on); a late write is compared with ``seen`` (by
+        default what it held when displaced)."""
         if displaced.fd is None or displaced.data is None:
             return
-        self._open.append(_Watch(name, displaced.fd, displaced.data, displaced.size, displaced.mtime_ns,
-                                 time.monotonic()))
+        self._open.append(_Watch(name, displaced.fd, displaced.data if seen is None else seen, displaced.size,
+                                 displaced.mtime_ns, time.monotonic()))
 
     def check(self, *, final: bool = False) -> list[Orphan]:
         """Orphans from writes that reached a watched file since it was displaced (or last checked); watches
@@ -74,7 +83,7 @@ class Watches:
                 if (st.st_size, st.st_mtime_ns) != (w.size, w.mtime_ns):
                     data = read_all(w.fd)
                     if data != w.seen:
-                        found.append(Orphan(w.name, w.seen, data))
+                        found.append(Orphan(w.name, w.seen, data, mtime_ns=st.st_mtime_ns, stat=st))
                         log.warning("markdown store: a write reached %s after remem replaced it; it is applied as "
                                     "a hand edit", w.name)
                     w.seen, w.size, w.mtime_ns = data, st.st_size, st.st_mtime_ns

@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -41,9 +42,10 @@ from ..errors import MarkdownConflictError, MarkdownFormatError, StoreError
 from ..models import MemoryRecord
 from .files import Stamp, sha256
 from .fmt import PROFILE_FILE, FileProblem, file_of, render
-from .folder import Displaced, Folder, refused
+from .folder import Displaced, Folder, Temp, refused
 from .index import Columns
 from .orphans import Orphan, Watches
+from .versions import Version, Versions
 
 log = logging.getLogger("remem.markdown")
 CACHE_DIR = ".remem"
@@ -84,6 +86,8 @@ class UserState:
         #: Saves a person made while remem replaced the file, to apply (see remem.markdown.orphans).
         self.orphans: list[Orphan] = []
         self.watches = Watches()
+        #: Recent contents of each file, to find the version a person's save was made from.
+        self.versions = Versions()
         self._accepted: dict[str, bytes | None] = {}
         self._columns: Columns | None = None
 
@@ -217,7 +221,7 @@ class UserState:
         """Files whose content differs from what the store last wrote or accepted: name -> bytes (None: gone).
         Unchanged files are recognised by their stat where possible (see :class:`~.files.Stamp`). A link or
         special file is recorded in :attr:`broken` instead. Collects late writes to displaced files first."""
-        self.orphans += self.watches.check()
+        self._late(self.watches.check())
         folder = self.folder()
         out: dict[str, bytes | None] = {}
         with folder or nullcontext():
@@ -230,17 +234,25 @@ class UserState:
                 if st is None or folder is None:
                     out[name] = None
                     continue
-                if stamp is not None and stamp.same_stat(st):
-                    continue
+                if stamp is not None and stamp.same_stat(st) or \
+                        self.versions.truncated(st.st_size, st.st_mtime_ns):
+                    continue  # unchanged, or being written in place (read once it is written)
                 try:
-                    data = folder.read(name)
+                    found = folder.read_open(name)
                 except MarkdownFormatError:
                     continue  # became a link since the listing: recorded by the next call
-                if data is None:
+                if found is None:
                     out[name] = None
-                elif stamp is not None and sha256(data) == stamp.sha:
+                    continue
+                data, fd, st = found
+                if not data and self.versions.truncated(st.st_size, st.st_mtime_ns):
+                    os.close(fd)  # emptied since the listing by a save being written in place
+                    continue
+                if stamp is not None and sha256(data) == stamp.sha:
+                    os.close(fd)
                     self.stamps[name] = Stamp(stamp.sha, st.st_size, st.st_mtime_ns, st.st_ino, time.time_ns())
                 else:
+                    self.versions.add(name, data, st, fd=fd)
                     out[name] = data
         return out
 
@@ -252,6 +264,19 @@ class UserState:
                 self.broken[name] = (LINK, [problem])
         for name in [n for n, (sha, _) in self.broken.items() if sha == LINK and n not in odd]:
             del self.broken[name]
+
+    def next_orphan(self, edits: Mapping[str, bytes | None]) -> Orphan | None:
+        """The displaced save to apply before ``edits`` (taken off :attr:`orphans`): the oldest, if it was
+        written before every edit on disk — a later save may have been made from it, so it goes first."""
+        if not self.orphans:
+            return None
+        oldest = min(self.orphans, key=lambda o: o.mtime_ns)
+        edited = [v.mtime_ns if (v := self.versions.find(n, d) if d is not None else None) is not None
+                  else time.time_ns() for n, d in edits.items()]
+        if edited and oldest.mtime_ns > min(edited):
+            return None
+        self.orphans.remove(oldest)
+        return oldest
 
     def pending_edits(self) -> dict[str, bytes | None]:
         """:meth:`changed` files, minus those already known to be unreadable in their current content."""
@@ -349,7 +374,7 @@ class UserState:
         folder = self.folder(create=True) if contents else None
         with folder or nullcontext():
             bases = self._expect(folder, contents, displace=displace)
-            temps: dict[str, tuple[str, Stamp]] = {}
+            temps: dict[str, Temp] = {}
             try:
                 for name, data in contents.items():
                     if data is not None:
@@ -371,16 +396,24 @@ class UserState:
                     if data is None:
                         displaced = folder.take(name)
                         self.stamps.pop(name, None)
+                        self._displaced(name, bases[name], displaced)
+                        self.versions.gone(name)
                     else:
-                        temp, stamp = temps.pop(name)
-                        displaced = folder.swap(temp, name)
-                        self.stamps[name] = stamp
+                        temp = temps.pop(name)
+                        try:
+                            displaced = folder.swap(temp.name, name)
+                        except BaseException:
+                            os.close(temp.fd)
+                            raise
+                        self.stamps[name] = temp.stamp
+                        self._displaced(name, bases[name], displaced)
+                        self.versions.add(name, data, temp.st, fd=temp.fd, applied=True)
                     self.broken.pop(name, None)
-                    self._displaced(name, bases[name], displaced)
             finally:
-                for temp, _ in temps.values():
+                for temp in temps.values():
                     assert folder is not None
-                    folder.discard(temp)
+                    os.close(temp.fd)
+                    folder.discard(temp.name)
             if folder is not None:
                 folder.fsync()
         self._write_cache(COMMITTED, str(generation).encode())
@@ -391,11 +424,31 @@ class UserState:
             log.warning("markdown store: %s was replaced by %s while remem wrote it; that entry was removed (what "
                         "it points to is untouched)", self.files / name, displaced.odd)
             return
+        kept: tuple[Version, ...] = ()
+        st = os.fstat(displaced.fd) if displaced.fd is not None else None
+        if displaced.data == b"" and base and \
+                self.versions.truncated(displaced.size, displaced.mtime_ns):
+            # emptied in place by a save still being written: its content comes as a late write to the displaced
+            # file, compared with what it held before (the watch's base)
+            self.watches.add(name, displaced, seen=base)
+            return
+        if displaced.data is not None and st is not None and displaced.data != base:
+            self.versions.displaced(name, displaced.data, st)
+            kept = tuple(self.versions.of(name))
         self.watches.add(name, displaced)
         if displaced.data != base:
             log.info("markdown store: %s was saved while remem wrote it; the save is applied as a hand edit",
                      self.files / name)
-            self.orphans.append(Orphan(name, base, displaced.data))
+            self.orphans.append(Orphan(name, base, displaced.data, kept, displaced.mtime_ns))
+
+    def _late(self, orphans: list[Orphan]) -> None:
+        """Take the saves that reached displaced files late: each is recorded as a version of its file (made from
+        what the file held, or from what its writer read before: see remem.markdown.versions)."""
+        for orphan in orphans:
+            if orphan.theirs is not None and orphan.stat is not None:
+                self.versions.displaced(orphan.name, orphan.theirs, orphan.stat)
+                orphan.versions = tuple(self.versions.of(orphan.name))
+            self.orphans.append(orphan)
 
     def _save(self, records: Mapping[str, MemoryRecord], vectors: Mapping[str, np.ndarray], files: dict[str, str],
               pending: dict[str, str | None], generation: int) -> None:
@@ -417,4 +470,5 @@ class UserState:
 
     def close(self) -> None:
         """Stop watching displaced files (a last check first: late writes become :attr:`orphans`)."""
-        self.orphans += self.watches.check(final=True)
+        self._late(self.watches.check(final=True))
+        self.versions.close()

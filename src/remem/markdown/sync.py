@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ from .fmt import (
 from .names import OWN_FILES, category_file, category_of_file
 from .orphans import Orphan
 from .state import StaleFile
+from .versions import Version
 
 if TYPE_CHECKING:
     from ..writer import Writer
@@ -203,11 +204,12 @@ class Syncer:
             stale = applied = 0
             for _ in range(MAX_ROUNDS):
                 # The writer's lock excludes every other write of this user; the store's state lock is taken only
-                # around state access (never while embedding, nor while reading other users' ids). Edits on disk
-                # go first: a displaced save applied over them would displace them in turn.
+                # around state access (never while embedding, nor while reading other users' ids). Saves are
+                # applied in the order they were written (a later one may have been made from an earlier one): a
+                # displaced save older than the edits on disk goes first (its write displaces them in turn).
                 with self.store.state(user_id) as state:
                     edits, adopted = state.pending_edits(), state.adopted
-                    orphan = state.orphans.pop(0) if state.orphans and not (edits or adopted) else None
+                    orphan = None if adopted else state.next_orphan(edits)
                 if not (edits or adopted or orphan) or (orphan is None and applied == rounds):
                     break
                 applied += orphan is None
@@ -215,8 +217,7 @@ class Syncer:
                     if orphan is None:
                         self._apply(state, edits, report)
                     else:
-                        self._apply(state, {orphan.name: orphan.theirs}, report,
-                                    bases={orphan.name: self._base(state, orphan)})
+                        self._apply(state, {orphan.name: orphan.theirs}, report, orphan=orphan)
                 except StaleFile as exc:  # changed again while it was applied: read it again
                     self._put_back(state, orphan)
                     stale += 1
@@ -237,13 +238,53 @@ class Syncer:
                 locked.orphans.insert(0, orphan)
 
     @staticmethod
-    def _base(state: UserState, orphan: Orphan) -> Base:
-        """The memories of the version the orphan was made from (see :class:`Base`)."""
-        text = orphan.base.decode("utf-8", "replace") if orphan.base is not None else ""
-        name = orphan.name
+    def _parse_base(state: UserState, name: str, data: bytes | None) -> list[Item]:
+        text = data.decode("utf-8", "replace") if data is not None else ""
         category = None if name.removesuffix(".md") in OWN_FILES else category_of_file(name)
-        items = parse(text, name=name, path=str(state.files / name), category=category).items
-        return Base({i.id: i for i in items if i.id is not None}, [i for i in items if i.id is None])
+        return parse(text, name=name, path=str(state.files / name), category=category).items
+
+    def _bases(self, state: UserState, edits: Mapping[str, bytes | None], parsed: Mapping[str, ParsedFile | None],
+               orphan: Orphan | None) -> dict[str, Base]:
+        """The version each save was made from, where it is not what remem last wrote (for a displaced save:
+        always), as a :class:`Base` (see remem.markdown.versions). Called with the state lock held."""
+        out: dict[str, bytes | None] = {}
+        among = orphan.versions if orphan is not None else ()
+        for name, pf in parsed.items():
+            data = edits[name]
+            save = state.versions.find(name, data, among) if data is not None and pf is not None else None
+            made_from = self._made_from(state, pf, save, among) if save is not None and pf is not None else None
+            if orphan is not None:
+                out[name] = made_from.data if made_from is not None else orphan.base
+            elif made_from is not None and made_from.sha != (state.stamps[name].sha if name in state.stamps else None):
+                out[name] = made_from.data
+        bases: dict[str, Base] = {}
+        for name, data in out.items():
+            items = self._parse_base(state, name, data)
+            bases[name] = Base({i.id: i for i in items if i.id is not None}, [i for i in items if i.id is None])
+        return bases
+
+    def _made_from(self, state: UserState, pf: ParsedFile, save: Version, among: Iterable[Version]
+                   ) -> Version | None:
+        """Rules 1-3 of remem.markdown.versions: the version appended to; else the newest one read before the save
+        that holds the save's ids of this file; else, among those current in the :data:`~.versions.RECENT` before
+        the save, the one from which the save removes the fewest memories (a race left no trace of the read:
+        keep rather than delete)."""
+        name = save.name
+        needed = {i.id for i in pf.items if i.id is not None and (r := state.records.get(i.id)) is not None
+                  and file_of(r) == name}
+        for version, certain in state.versions.bases(save, among):
+            if certain or needed <= self._ids(state, version):
+                return version
+        held = {i.id for i in pf.items if i.id is not None}
+        scored = [(len(self._ids(state, v) - held), -v.order, v) for v in state.versions.recent(save, among)
+                  if needed <= self._ids(state, v)]
+        return min(scored, key=lambda x: x[:2])[2] if scored else None
+
+    def _ids(self, state: UserState, version: Version) -> frozenset[str]:
+        if version.ids is None:
+            version.ids = frozenset(i.id for i in self._parse_base(state, version.name, version.data)
+                                    if i.id is not None)
+        return version.ids
 
     # -- reading ---------------------------------------------------------------------------------------------
     def _read(self, state: UserState, edits: Mapping[str, bytes | None]
@@ -339,14 +380,21 @@ class Syncer:
         plan, now, user = _Plan(), utcnow(), state.user_id
         seen: set[str] = set()
         removed: set[str] = set()
+        spare = self._spare(state, parsed)
         for name, pf in sorted(parsed.items()):
             trash = name == TRASH_FILE
             ids = {i.id for i in pf.items if i.id} if pf else set()
             removed |= {i for i in bases[name].items if i not in ids} if name in bases else set()
             for item in pf.items if pf else []:
                 seen.add(item.id or "")
+                same = spare.get((name, item.text)) if item.id is None else None
                 if name in bases and unchanged(item, bases[name]):
+                    if same:  # a line of the base without id (remem has given it one since): that memory
+                        seen.add(same.pop(0))
                     continue  # as remem had written it: what the store holds now stands
+                if same:
+                    seen.add(same.pop(0))  # the memory itself, its id comment gone: unchanged
+                    continue
                 where = f"{name}:{item.line}"
                 old = state.records.get(item.id) if item.id else None
                 snapshot = latest[item.id].snapshot if item.id is not None and item.id in latest else None
@@ -377,6 +425,19 @@ class Syncer:
                                                 actor=ACTOR, created_at=now, snapshot=deleted,
                                                 reason=f"line removed from {name}"))
         return plan
+
+    @staticmethod
+    def _spare(state: UserState, parsed: Mapping[str, ParsedFile | None]) -> dict[tuple[str, str], list[str]]:
+        """Live memories of the edited files whose id is in none of them, by (file, text): a line of that file
+        with that text and no id comment is that memory (a buffer read before remem gave the line its id, or a
+        comment deleted by hand), not a new one."""
+        present = {i.id for pf in parsed.values() if pf for i in pf.items if i.id}
+        spare: dict[tuple[str, str], list[str]] = {}
+        for r in sorted(state.records.values(), key=lambda r: (r.created_at, r.id)):
+            name = file_of(r)
+            if name in parsed and name != TRASH_FILE and not r.is_deleted and r.id not in present:
+                spare.setdefault((name, r.text), []).append(r.id)
+        return spare
 
     @staticmethod
     def _fields(item: Item) -> dict[str, Any]:
@@ -419,17 +480,19 @@ class Syncer:
 
     # -- applying --------------------------------------------------------------------------------------------
     def _apply(self, state: UserState, edits: Mapping[str, bytes | None], report: SyncReport,
-               bases: Mapping[str, Base] | None = None) -> None:
-        """One round: read, check, plan, embed and apply ``edits`` (name -> content; None: the file is gone).
-        ``bases``: the files whose edit is a displaced save (:meth:`_plan`); the disk holds remem's version."""
-        bases = bases or {}
+               orphan: Orphan | None = None) -> None:
+        """One round: read, check, plan, embed and apply ``edits`` (name -> content; None: the file is gone), or
+        the displaced save ``orphan`` (the disk holds remem's version). A save is compared with the version it was
+        made from (:meth:`_bases`, :meth:`_plan`)."""
         parsed, broken = self._read(state, edits)
+        with self.store.state(state.user_id) as locked:
+            bases = self._bases(locked, edits, parsed, orphan)
         for name, base in bases.items():
             base.match(parsed.get(name))
         latest = self.writer.history.latest(state.user_id) if state.adopted or any(
             i.id not in state.records for pf in parsed.values() if pf for i in pf.items if i.id) else {}
         self._check(state, parsed, broken, latest, bases)
-        for name in [n for n in broken if n in bases]:
+        for name in [n for n in broken if orphan is not None]:
             keep(state, name, edits[name], broken.pop(name))
         known_broken = [n for n in state.broken if n not in edits]
         broken_text = "\n".join(data.decode("utf-8", "replace")
@@ -444,13 +507,17 @@ class Syncer:
         with self.store.state(state.user_id) as locked:
             assert locked is state
             if parsed or plan.changes:
-                with state.accepting({n: edits[n] for n in parsed if n not in bases}):
+                with state.accepting({n: edits[n] for n in parsed if orphan is None}):
                     if plan.changes or plan.events:
                         self.writer.apply(plan.changes, plan.events, vectors=vectors)
                     state.commit(state.records, state.vectors, set(), force=set(parsed), displace=True)
             for name in parsed:
-                if name not in bases:
+                if orphan is None:
                     state.broken.pop(name, None)
+                data = edits[name]
+                version = state.versions.find(name, data, orphan.versions if orphan else ()) if data is not None else None
+                if version is not None:
+                    version.applied = True  # the store holds it now: a base for saves made from it
             for name, problems in broken.items():
                 data = edits.get(name)
                 known = state.broken.get(name)

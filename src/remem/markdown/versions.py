@@ -1,0 +1,249 @@
+"""Which version of a file a person's save was made from, so that a save from a stale buffer undoes nothing.
+
+An editor saves the buffer it read. If remem wrote the file between that read and the save (an agent adding a
+memory while a person edits), the save lacks remem's newest lines; if remem had just synced an earlier save, the
+buffer holds that save's new lines without the ids remem gave them. Compared with what remem last wrote, the
+first reads as the person's DELETE of remem's lines and the second as an ADD of a duplicate. So a save is
+compared with the version it was made from (a three-way merge, :meth:`remem.markdown.sync.Syncer.sync`): what the
+person did not touch keeps what the store holds now.
+
+Which version that was is read from the file system. remem reads its files with ``O_NOATIME``, so a version whose
+access time moved past its modification time was read by someone else: a person's editor. The base of a save is
+
+1. the version it was written into, when it was written in place (an append, ``>>``, an editor that writes the
+   file in place);
+2. else the newest version written before the save that someone read before the save was written and that holds
+   every memory id of the save that belongs in this file (a person's buffer holds no id given after they read
+   the file);
+3. else what remem last wrote or accepted there (for a displaced save: what it expected there).
+
+Versions are kept per file, the last :data:`KEEP` (content, inode, modification time; the first read time once
+known). While a version may still be read — it is the file on disk as far as remem knows — a descriptor stays open
+on it (at most :data:`MAX_OPEN` in the process; one closed early counts as read: rule 3's outcome).
+
+Limits: where access times are not kept (``noatime`` mounts) or ``O_NOATIME`` is refused (a file owned by another
+account: remem's own reads then count), a save is compared with what remem last wrote — a line it lacks is a
+DELETE, restorable from ``trash.md``. A read in the same clock tick as the write (a few ms) is not seen. A person
+who reads the file, then deletes the memories remem added *after* that read in a save that also changes something
+else, sees those memories kept (delete them again): the save is indistinguishable from a stale buffer.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .files import sha256
+
+#: Versions kept per file (an editor's buffer is at most a few of remem's writes behind).
+KEEP = 16
+#: Descriptors held open on current versions, in the whole process (the least recently used is closed first).
+MAX_OPEN = 256
+#: ``read_ns`` of a version whose descriptor was closed before it was displaced: taken as read.
+UNKNOWN = 0
+#: An empty file emptied less than this long ago is being written in place (an editor or program truncates,
+#: then writes): it is not read as "every line deleted" meanwhile (an emptied file is applied once older).
+IN_PROGRESS_NS = 2_000_000_000
+#: Rule 3's window: versions current this long before a save (nanoseconds).
+RECENT = 5_000_000_000
+
+
+@dataclass(eq=False)
+class Version:
+    """One content of one file as remem wrote or found it."""
+
+    name: str
+    data: bytes
+    ino: int
+    mtime_ns: int
+    order: int
+    sha: str = ""
+    fd: int | None = None
+    #: When someone other than remem first read it (its access time), None: not read as far as remem knows.
+    read_ns: int | None = None
+    #: Its access time while unread: set by remem on the files it writes, else its modification time.
+    unread_ns: int = 0
+    #: The memory ids it holds (filled by the sync when it first needs them).
+    ids: frozenset[str] | None = field(default=None, repr=False)
+    #: The version this content was written into in place (same inode, still open when it was recorded).
+    inplace_of: Version | None = field(default=None, repr=False)
+    #: Whether the store holds what it says: remem wrote it, or the sync applied it (only those can be a base).
+    applied: bool = False
+
+    def read_in(self, st: os.stat_result) -> bool:
+        """Whether its file's stat says someone read this content: the access time moved, and if the file was
+        written in place since, before that write (a person reads, then saves over it; a read between two saves in
+        place is taken for a read of this content too: the stat cannot tell them apart)."""
+        return st.st_atime_ns > self.unread_ns and (st.st_mtime_ns == self.mtime_ns or st.st_atime_ns < st.st_mtime_ns)
+
+    def read_before(self, ns: int) -> bool:
+        return self.read_ns is not None and self.read_ns <= ns
+
+
+class _Open:
+    """The process-wide budget of descriptors held on versions."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held: OrderedDict[int, Version] = OrderedDict()
+
+    def hold(self, version: Version, fd: int) -> None:
+        with self.lock:
+            version.fd = fd
+            self.held[id(version)] = version
+            while len(self.held) > MAX_OPEN:
+                _, oldest = self.held.popitem(last=False)
+                self._close(oldest, read_ns=UNKNOWN)
+
+    def settle(self, version: Version) -> None:
+        """Record whether the version was read (its access time now), and close its descriptor."""
+        with self.lock:
+            if version.fd is None:
+                return
+            self.held.pop(id(version), None)
+            try:
+                st = os.fstat(version.fd)
+            except OSError:
+                read_ns: int | None = UNKNOWN
+            else:
+                read_ns = st.st_atime_ns if version.read_in(st) else None
+            self._close(version, read_ns=read_ns)
+
+    @staticmethod
+    def _close(version: Version, *, read_ns: int | None) -> None:
+        assert version.fd is not None
+        os.close(version.fd)
+        version.fd, version.read_ns = None, read_ns
+
+
+_OPEN = _Open()
+
+
+def read_ns_of(st: os.stat_result) -> int | None:
+    """The first read of a file by someone other than remem, from its stat (None: not read since written)."""
+    return st.st_atime_ns if st.st_atime_ns > st.st_mtime_ns else None
+
+
+class Versions:
+    """The recent versions of one user's files (called with the user's state lock held)."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, list[Version]] = {}
+        self._order = 0
+
+    def add(self, name: str, data: bytes, st: os.stat_result, *, fd: int | None = None,
+            applied: bool = False) -> Version:
+        """Record ``data`` as ``name``'s content on disk now (``fd``: a descriptor on it, owned from now on, kept
+        while it may be read); the versions it displaced are settled. A content seen before (same inode, size
+        and modification time) is not recorded twice."""
+        versions = self._files.setdefault(name, [])
+        if versions:
+            last = versions[-1]
+            if (last.ino, last.mtime_ns, len(last.data)) == (st.st_ino, st.st_mtime_ns, st.st_size) \
+                    and last.data == data:
+                if fd is not None:
+                    os.close(fd)
+                last.applied = last.applied or applied
+                return last
+        version = self._new(name, data, st, None)
+        version.applied = applied
+        for v in versions:
+            _OPEN.settle(v)
+        if fd is not None:
+            _OPEN.hold(version, fd)
+        self._keep(versions, version)
+        return version
+
+    def displaced(self, name: str, data: bytes, st: os.stat_result) -> Version:
+        """Record a content found displaced from ``name`` (a save remem's write replaced): no longer readable by
+        name, so whether it was read is known now. It is not the file on disk: held descriptors stay."""
+        version = self._new(name, data, st, read_ns_of(st))
+        self._keep(self._files.setdefault(name, []), version)
+        return version
+
+    def _new(self, name: str, data: bytes, st: os.stat_result, read_ns: int | None) -> Version:
+        self._order += 1
+        version = Version(name, data, st.st_ino, st.st_mtime_ns, self._order, sha=sha256(data), read_ns=read_ns,
+                          unread_ns=min(st.st_atime_ns, st.st_mtime_ns))
+        # an inode still held open cannot have been reused: the same number is the same file, written in place
+        version.inplace_of = next((v for v in reversed(self._files.get(name, []))
+                                   if v.fd is not None and v.ino == st.st_ino), None)
+        return version
+
+    @staticmethod
+    def _keep(versions: list[Version], version: Version) -> None:
+        versions.append(version)
+        while len(versions) > KEEP:
+            _OPEN.settle(versions.pop(0))
+
+    @staticmethod
+    def truncated(size: int, mtime_ns: int) -> bool:
+        """Whether a file (its size and modification time) was emptied moments ago: a save in progress (a program
+        writing the file in place truncates it first), not yet "every line deleted" (see :data:`IN_PROGRESS_NS`)."""
+        return size == 0 and mtime_ns > time.time_ns() - IN_PROGRESS_NS
+
+    def gone(self, name: str) -> None:
+        """``name`` was removed: its versions can no longer be read."""
+        for v in self._files.get(name, []):
+            _OPEN.settle(v)
+
+    def find(self, name: str, data: bytes, among: Iterable[Version] = ()) -> Version | None:
+        """The newest recorded version of ``name`` holding ``data`` (also looked for ``among`` these)."""
+        sha = sha256(data)
+        for v in sorted(self.of(name, among), key=lambda v: v.order, reverse=True):
+            if v.sha == sha:
+                return v
+        return None
+
+    def of(self, name: str, among: Iterable[Version] = ()) -> list[Version]:
+        """The versions of ``name`` kept, and ``among`` these (a displaced save's, kept with it)."""
+        out = list(self._files.get(name, []))
+        known = {id(v) for v in out}
+        return out + [v for v in among if id(v) not in known and v.name == name]
+
+    def bases(self, save: Version, among: Iterable[Version] = ()) -> Iterator[tuple[Version, bool]]:
+        """The versions ``save`` may have been made from (among those kept and ``among``), most likely first, each
+        with whether it is certain (the save was written into it in place): see the module docstring (the caller
+        checks the ids of rule 2)."""
+        inplace = save.inplace_of
+        while inplace is not None and not inplace.applied:  # written in place into a save not applied yet
+            inplace = inplace.inplace_of
+        if inplace is not None and save.data.startswith(inplace.data):  # appended to: certainly made from it
+            yield inplace, True
+            return
+        others = [v for v in self.of(save.name, among) if v is not save and v.applied]
+        for v in sorted(others, key=lambda v: (v.mtime_ns, v.order), reverse=True):
+            if v.mtime_ns <= save.mtime_ns and (v.fd is not None and self._read_now(v, save.mtime_ns)
+                                               or v.read_before(save.mtime_ns)):
+                yield v, False
+
+    def recent(self, save: Version, among: Iterable[Version] = ()) -> list[Version]:
+        """Rule 3's candidates: the applied versions written before ``save`` that were current in the
+        :data:`RECENT` before it (those written in it, and the one before them)."""
+        older = sorted((v for v in self.of(save.name, among) if v is not save and v.applied
+                        and v.mtime_ns <= save.mtime_ns), key=lambda v: (v.mtime_ns, v.order))
+        inside = [v for v in older if v.mtime_ns >= save.mtime_ns - RECENT]
+        before = older[:len(older) - len(inside)]
+        return before[-1:] + inside
+
+    @staticmethod
+    def _read_now(version: Version, before_ns: int) -> bool:
+        """A version still held open (not displaced as far as remem knows): read before ``before_ns``?"""
+        with _OPEN.lock:
+            if version.fd is None:
+                return version.read_before(before_ns)
+            try:
+                st = os.fstat(version.fd)
+            except OSError:
+                return True
+        return version.read_in(st) and st.st_atime_ns <= before_ns
+
+    def close(self) -> None:
+        for versions in self._files.values():
+            for v in versions:
+                _OPEN.settle(v)
+        self._files.clear()
