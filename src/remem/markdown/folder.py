@@ -246,7 +246,8 @@ class Folder:
             os.close(fd)
 
     def read_open(self, name: str) -> tuple[bytes, int, os.stat_result] | None:
-        """:meth:`read`, keeping the descriptor open (the caller closes it) with the stat taken as it was read."""
+        """:meth:`read`, keeping the descriptor open (the caller closes it), with a stat that describes what was
+        read (:func:`read_steady`)."""
         fd = self._open_regular(name)
         if fd is None:
             return None

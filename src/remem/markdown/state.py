@@ -293,6 +293,7 @@ class UserState:
                 self.stamps.pop(name, None)
             else:
                 self.stamps[name] = Stamp(sha256(data))
+        accepted = {name: self.stamps.get(name) for name in contents}
         self._accepted = dict(contents)
         try:
             yield
@@ -311,10 +312,18 @@ class UserState:
                             folder.remove(name)
                         else:
                             folder.write(name, data)
-            self.stamps = saved
+                    # else a newer save is on disk: what remem wrote stays its own (the sync reads that save next)
+                    if on_disk == (wrote.sha if wrote else None) or self.stamps.get(name) == accepted[name]:
+                        self._restamp(name, saved.get(name))  # the person's content is there, unapplied
             raise
         finally:
             self._accepted = {}
+
+    def _restamp(self, name: str, stamp: Stamp | None) -> None:
+        if stamp is None:
+            self.stamps.pop(name, None)
+        else:
+            self.stamps[name] = stamp
 
     def _expect(self, folder: Folder | None, names: Iterable[str], *, displace: bool) -> dict[str, bytes | None]:
         """What each of ``names`` should hold — what remem last wrote or accepted there — checked against the disk
@@ -345,8 +354,9 @@ class UserState:
     def _written(self, name: str) -> bytes | None:
         """What remem last wrote or accepted in ``name``: the accepted edit during a sync, else the rendering of
         the records the file holds (the caller checks it against the stamp)."""
-        if name in self._accepted:
-            return self._accepted[name]
+        if name in self._accepted and (self.stamps[name].sha if name in self.stamps else None) == \
+                _sha(self._accepted[name]):
+            return self._accepted[name]  # not written over by remem since it was accepted
         return self._content(name, [r for r in self.records.values() if file_of(r) == name])
 
     @staticmethod
@@ -405,9 +415,10 @@ class UserState:
                         except BaseException:
                             os.close(temp.fd)
                             raise
+                        installed = time.time_ns()
                         self.stamps[name] = temp.stamp
                         self._displaced(name, bases[name], displaced)
-                        self.versions.add(name, data, temp.st, fd=temp.fd, applied=True)
+                        self.versions.add(name, data, temp.st, fd=temp.fd, applied=True, since_ns=installed)
                     self.broken.pop(name, None)
             finally:
                 for temp in temps.values():

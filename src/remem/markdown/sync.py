@@ -135,6 +135,15 @@ def unchanged(item: Item, base: Base) -> bool:
     return before is not None and editable(before) == editable(item)
 
 
+def stale_copy(state: UserState, name: str, item: Item, parsed: Mapping[str, ParsedFile | None]) -> bool:
+    """Whether ``item`` is a deleted memory, as it was, in a save made before it was deleted (a stale buffer):
+    ``trash.md`` still holds it (not edited now) and its text is unchanged. It stays deleted — restoring is
+    moving the line out of ``trash.md``; a copy left there was an error that blocked every write of the file."""
+    record = state.records.get(item.id) if item.id is not None else None
+    return (record is not None and record.is_deleted and name != TRASH_FILE and TRASH_FILE not in parsed
+            and record.text == item.text)
+
+
 def as_written(record: MemoryRecord) -> Item:
     """The record as the store writes it, read back (so a text the format cannot hold exactly is not taken for
     an edit)."""
@@ -341,7 +350,7 @@ class Syncer:
         unknown: dict[str, tuple[str, int]] = {}
         for name, pf in parsed.items():
             for item in pf.items if pf else []:
-                if name in bases and unchanged(item, bases[name]):
+                if name in bases and unchanged(item, bases[name]) or stale_copy(state, name, item, parsed):
                     continue
                 self._check_item(name, item, problem)
                 if item.id is not None:
@@ -387,6 +396,8 @@ class Syncer:
             removed |= {i for i in bases[name].items if i not in ids} if name in bases else set()
             for item in pf.items if pf else []:
                 seen.add(item.id or "")
+                if stale_copy(state, name, item, parsed):
+                    continue  # a memory deleted since the person's buffer was read: stays deleted
                 same = spare.get((name, item.text)) if item.id is None else None
                 if name in bases and unchanged(item, bases[name]):
                     if same:  # a line of the base without id (remem has given it one since): that memory

@@ -67,6 +67,9 @@ class Version:
     read_ns: int | None = None
     #: Its access time while unread: set by remem on the files it writes, else its modification time.
     unread_ns: int = 0
+    #: Since when it could be read under the file's name: when remem put it there (its own writes; the content
+    #: was written a little before), else its modification time.
+    since_ns: int = 0
     #: The memory ids it holds (filled by the sync when it first needs them).
     ids: frozenset[str] | None = field(default=None, repr=False)
     #: The version this content was written into in place (same inode, still open when it was recorded).
@@ -136,7 +139,7 @@ class Versions:
         self._order = 0
 
     def add(self, name: str, data: bytes, st: os.stat_result, *, fd: int | None = None,
-            applied: bool = False) -> Version:
+            applied: bool = False, since_ns: int | None = None) -> Version:
         """Record ``data`` as ``name``'s content on disk now (``fd``: a descriptor on it, owned from now on, kept
         while it may be read); the versions it displaced are settled. A content seen before (same inode, size
         and modification time) is not recorded twice."""
@@ -151,6 +154,8 @@ class Versions:
                 return last
         version = self._new(name, data, st, None)
         version.applied = applied
+        if since_ns is not None:
+            version.since_ns = since_ns
         for v in versions:
             _OPEN.settle(v)
         if fd is not None:
@@ -168,7 +173,7 @@ class Versions:
     def _new(self, name: str, data: bytes, st: os.stat_result, read_ns: int | None) -> Version:
         self._order += 1
         version = Version(name, data, st.st_ino, st.st_mtime_ns, self._order, sha=sha256(data), read_ns=read_ns,
-                          unread_ns=min(st.st_atime_ns, st.st_mtime_ns))
+                          unread_ns=min(st.st_atime_ns, st.st_mtime_ns), since_ns=st.st_mtime_ns)
         # an inode still held open cannot have been reused: the same number is the same file, written in place
         version.inplace_of = next((v for v in reversed(self._files.get(name, []))
                                    if v.fd is not None and v.ino == st.st_ino), None)
@@ -216,8 +221,8 @@ class Versions:
             yield inplace, True
             return
         others = [v for v in self.of(save.name, among) if v is not save and v.applied]
-        for v in sorted(others, key=lambda v: (v.mtime_ns, v.order), reverse=True):
-            if v.mtime_ns <= save.mtime_ns and (v.fd is not None and self._read_now(v, save.mtime_ns)
+        for v in sorted(others, key=lambda v: (v.since_ns, v.order), reverse=True):
+            if v.since_ns <= save.mtime_ns and (v.fd is not None and self._read_now(v, save.mtime_ns)
                                                or v.read_before(save.mtime_ns)):
                 yield v, False
 
@@ -225,8 +230,8 @@ class Versions:
         """Rule 3's candidates: the applied versions written before ``save`` that were current in the
         :data:`RECENT` before it (those written in it, and the one before them)."""
         older = sorted((v for v in self.of(save.name, among) if v is not save and v.applied
-                        and v.mtime_ns <= save.mtime_ns), key=lambda v: (v.mtime_ns, v.order))
-        inside = [v for v in older if v.mtime_ns >= save.mtime_ns - RECENT]
+                        and v.since_ns <= save.mtime_ns), key=lambda v: (v.since_ns, v.order))
+        inside = [v for v in older if v.since_ns >= save.mtime_ns - RECENT]
         before = older[:len(older) - len(inside)]
         return before[-1:] + inside
 
