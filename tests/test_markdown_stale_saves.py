@@ -169,6 +169,38 @@ def test_a_save_whose_read_left_no_trace(md: Memory, seconds_later: int) -> None
     assert "Alice drinks orange juice" in live(md)
 
 
+def test_a_deleted_memorys_line_in_a_stale_buffer_stays_deleted(md: Memory) -> None:
+    """The buffer was read before the agent deleted a memory: its line comes back in the save unchanged. It stays
+    deleted (restoring is moving the line out of trash.md) and the file is not reported broken — before, the id in
+    both food.md and trash.md made every later write of the file fail with MarkdownConflictError."""
+    add(md, "Alice loves green tea")
+    coffee = add(md, "Alice drinks coffee")
+    buffer = food(md).read_text(encoding="utf-8")
+    md.delete(coffee, user_id="alice")
+    save_by_rename(food(md), buffer + "- Alice hates cilantro\n")
+    [report] = sync(md, "alice")
+    assert report.problems == [] and [(e.event, e.text) for e in report.events] == [
+        (EventType.ADD, "Alice hates cilantro")]
+    assert trash(md) == ["Alice drinks coffee"] and coffee not in food(md).read_text(encoding="utf-8")
+    add(md, "Alice drinks orange juice")  # the agent's next write goes through
+    assert sorted(live(md)) == ["Alice drinks orange juice", "Alice hates cilantro", "Alice loves green tea"]
+
+
+def test_a_file_emptied_moments_ago_is_a_save_in_progress(md: Memory) -> None:
+    """A program writing the file in place truncates it first: the empty file is not "every line deleted" while
+    it is being written; an emptied file left empty is applied as deletions once it is older than that."""
+    tea = add(md, "Alice loves green tea")
+    food(md).write_bytes(b"")  # truncated, not written yet
+    assert live(md) == ["Alice loves green tea"]
+    add(md, "Alice drinks orange juice")  # the agent writes meanwhile
+    food(md).write_bytes(b"")
+    st = food(md).stat()
+    os.utime(food(md), ns=(st.st_atime_ns, st.st_mtime_ns - 3_000_000_000))  # emptied 3 s ago, still empty
+    sync(md, "alice")
+    assert live(md) == [] and sorted(trash(md)) == ["Alice drinks orange juice", "Alice loves green tea"]
+    assert [e.event for e in md.history(tea, user_id="alice")] == [EventType.ADD, EventType.DELETE]
+
+
 @pytest.mark.parametrize("mode", ["rename", "in place"])
 def test_the_testers_editor_loop_loses_and_duplicates_nothing(md: Memory, mode: str) -> None:
     """The tester's md3.py: an editor re-reads the file, appends a line and saves (by rename, or writing the file

@@ -95,6 +95,22 @@ def read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+#: A file that does not end with a newline and was written less than this long ago may be a save being written in
+#: place, cut between two chunks (a reader sees it half-written): it is read again once this old.
+PARTIAL_NS = 50_000_000
+
+
+def read_whole(fd: int, data: bytes, st: os.stat_result) -> tuple[bytes, os.stat_result]:
+    """``data`` (read from ``fd`` with stat ``st``), or — if it looks cut short by a save still being written in
+    place (no final newline, written less than :data:`PARTIAL_NS` ago) — what ``fd`` holds once that long has
+    passed."""
+    young = PARTIAL_NS - (time.time_ns() - st.st_mtime_ns)
+    if not data or data.endswith(b"\n") or young <= 0:
+        return data, st
+    time.sleep(min(young, PARTIAL_NS) / 1e9)
+    return read_steady(fd)
+
+
 def read_steady(fd: int, attempts: int = 5) -> tuple[bytes, os.stat_result]:
     """The content of ``fd`` with a stat that describes it: read again while a write changes the file during the
     read (a program writing it in place), at most ``attempts`` times."""
@@ -252,7 +268,7 @@ class Folder:
         if fd is None:
             return None
         try:
-            data, st = read_steady(fd)
+            data, st = read_whole(fd, *read_steady(fd))
             return data, fd, st
         except BaseException:
             os.close(fd)

@@ -42,7 +42,7 @@ from ..errors import MarkdownConflictError, MarkdownFormatError, StoreError
 from ..models import MemoryRecord
 from .files import Stamp, sha256
 from .fmt import PROFILE_FILE, FileProblem, file_of, render
-from .folder import Displaced, Folder, Temp, refused
+from .folder import Displaced, Folder, Temp, read_whole, refused
 from .index import Columns
 from .orphans import Orphan, Watches
 from .versions import Version, Versions
@@ -436,6 +436,10 @@ class UserState:
                         "it points to is untouched)", self.files / name, displaced.odd)
             return
         kept: tuple[Version, ...] = ()
+        if displaced.fd is not None and displaced.data and displaced.data != base:
+            # a save written in place may have been displaced half-written: read the rest it got meanwhile
+            displaced.data, whole = read_whole(displaced.fd, displaced.data, os.fstat(displaced.fd))
+            displaced.size, displaced.mtime_ns = whole.st_size, whole.st_mtime_ns
         st = os.fstat(displaced.fd) if displaced.fd is not None else None
         if displaced.data == b"" and base and \
                 self.versions.truncated(displaced.size, displaced.mtime_ns):

@@ -7,25 +7,28 @@ first reads as the person's DELETE of remem's lines and the second as an ADD of 
 compared with the version it was made from (a three-way merge, :meth:`remem.markdown.sync.Syncer.sync`): what the
 person did not touch keeps what the store holds now.
 
-Which version that was is read from the file system. remem reads its files with ``O_NOATIME``, so a version whose
-access time moved past its modification time was read by someone else: a person's editor. The base of a save is
+Which version that was is read from the file system. remem reads its files with ``O_NOATIME`` and sets the access
+time of every file it writes to a second before its modification time, so a version whose access time moved was
+read by someone else: a person's editor. Only versions the store holds (remem wrote them, or the sync applied
+them) can be a base; a version counts from the moment it was under the file's name. The base of a save is
 
-1. the version it was written into, when it was written in place (an append, ``>>``, an editor that writes the
-   file in place);
-2. else the newest version written before the save that someone read before the save was written and that holds
-   every memory id of the save that belongs in this file (a person's buffer holds no id given after they read
-   the file);
-3. else what remem last wrote or accepted there (for a displaced save: what it expected there).
+1. the version it was appended to (written in place, starting with that version's content: ``>>``, ``open("a")``);
+2. else the newest version that was under the name and read before the save was written, and that holds every
+   memory id of the save that belongs in this file (a person's buffer holds no id given after they read the file);
+3. else — no read left a trace (a ``noatime`` mount, a read in the same clock tick) — among the versions that were
+   current in the :data:`RECENT` seconds before the save, the one the save removes the fewest memories of (keep
+   rather than delete);
+4. else what remem last wrote or accepted there (for a displaced save: what it expected there).
 
-Versions are kept per file, the last :data:`KEEP` (content, inode, modification time; the first read time once
-known). While a version may still be read — it is the file on disk as far as remem knows — a descriptor stays open
-on it (at most :data:`MAX_OPEN` in the process; one closed early counts as read: rule 3's outcome).
+Versions are kept per file, the last :data:`KEEP` (content, inode, modification time, first read once known).
+While a version may still be read — it is the file on disk as far as remem knows — a descriptor stays open on it
+(at most :data:`MAX_OPEN` in the process; one closed early counts as read).
 
-Limits: where access times are not kept (``noatime`` mounts) or ``O_NOATIME`` is refused (a file owned by another
-account: remem's own reads then count), a save is compared with what remem last wrote — a line it lacks is a
-DELETE, restorable from ``trash.md``. A read in the same clock tick as the write (a few ms) is not seen. A person
-who reads the file, then deletes the memories remem added *after* that read in a save that also changes something
-else, sees those memories kept (delete them again): the save is indistinguishable from a stale buffer.
+Limits, stated: a file written in place by an editor keeps one access time for two contents, so a read of the
+person's own in-place save shortly after writing it can be taken for a read of the version under it; rule 3 keeps
+a line a person deleted seconds after remem wrote it where no read left a trace (delete it again); saves applied
+out of the person's order are possible when a save is displaced and a newer one made from a version read before
+it (the history records each as the person's change, nothing is erased).
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ from dataclasses import dataclass, field
 
 from .files import sha256
 
-#: Versions kept per file (an editor's buffer is at most a few of remem's writes behind).
+#: Versions kept per file (an editor's buffer is at most a few of remem's writes behind), and their content at
+#: most (bytes; the newest is always kept).
 KEEP = 16
+KEEP_BYTES = 16 << 20
 #: Descriptors held open on current versions, in the whole process (the least recently used is closed first).
 MAX_OPEN = 256
 #: ``read_ns`` of a version whose descriptor was closed before it was displaced: taken as read.
@@ -65,6 +70,8 @@ class Version:
     fd: int | None = None
     #: When someone other than remem first read it (its access time), None: not read as far as remem knows.
     read_ns: int | None = None
+    #: Whether that read was surely of this content (not of a save written in place over it since).
+    read_sure: bool = True
     #: Its access time while unread: set by remem on the files it writes, else its modification time.
     unread_ns: int = 0
     #: Since when it could be read under the file's name: when remem put it there (its own writes; the content
@@ -77,11 +84,15 @@ class Version:
     #: Whether the store holds what it says: remem wrote it, or the sync applied it (only those can be a base).
     applied: bool = False
 
-    def read_in(self, st: os.stat_result) -> bool:
-        """Whether its file's stat says someone read this content: the access time moved, and if the file was
-        written in place since, before that write (a person reads, then saves over it; a read between two saves in
-        place is taken for a read of this content too: the stat cannot tell them apart)."""
-        return st.st_atime_ns > self.unread_ns and (st.st_mtime_ns == self.mtime_ns or st.st_atime_ns < st.st_mtime_ns)
+    def read_in(self, st: os.stat_result) -> int:
+        """Whether its file's stat says someone read this content: 2, surely (the access time moved and the file
+        was not written since); 1, maybe (written in place since, and the access time is older than that write —
+        a read of this content, or one of the newer content within the same clock tick); 0, no."""
+        if st.st_atime_ns <= self.unread_ns:
+            return 0
+        if st.st_mtime_ns == self.mtime_ns:
+            return 2
+        return 1 if st.st_atime_ns < st.st_mtime_ns else 0
 
     def read_before(self, ns: int) -> bool:
         return self.read_ns is not None and self.read_ns <= ns
@@ -100,6 +111,7 @@ class _Open:
             self.held[id(version)] = version
             while len(self.held) > MAX_OPEN:
                 _, oldest = self.held.popitem(last=False)
+                oldest.read_sure = False
                 self._close(oldest, read_ns=UNKNOWN)
 
     def settle(self, version: Version) -> None:
@@ -113,7 +125,8 @@ class _Open:
             except OSError:
                 read_ns: int | None = UNKNOWN
             else:
-                read_ns = st.st_atime_ns if version.read_in(st) else None
+                level = version.read_in(st)
+                read_ns, version.read_sure = (st.st_atime_ns if level else None), level == 2
             self._close(version, read_ns=read_ns)
 
     @staticmethod
@@ -182,8 +195,11 @@ class Versions:
     @staticmethod
     def _keep(versions: list[Version], version: Version) -> None:
         versions.append(version)
-        while len(versions) > KEEP:
-            _OPEN.settle(versions.pop(0))
+        size = sum(len(v.data) for v in versions)
+        while len(versions) > KEEP or (size > KEEP_BYTES and len(versions) > 1):
+            dropped = versions.pop(0)
+            size -= len(dropped.data)
+            _OPEN.settle(dropped)
 
     @staticmethod
     def truncated(size: int, mtime_ns: int) -> bool:
@@ -220,11 +236,13 @@ class Versions:
         if inplace is not None and save.data.startswith(inplace.data):  # appended to: certainly made from it
             yield inplace, True
             return
-        others = [v for v in self.of(save.name, among) if v is not save and v.applied]
-        for v in sorted(others, key=lambda v: (v.since_ns, v.order), reverse=True):
-            if v.since_ns <= save.mtime_ns and (v.fd is not None and self._read_now(v, save.mtime_ns)
-                                               or v.read_before(save.mtime_ns)):
-                yield v, False
+        others = [v for v in self.of(save.name, among) if v is not save and v.applied and v.since_ns <= save.mtime_ns]
+        read = [(v, self._read(v, save.mtime_ns)) for v in sorted(others, key=lambda v: (v.since_ns, v.order),
+                                                                      reverse=True)]
+        for wanted in (2, 1):  # a sure read before a maybe: a read of one's own save in place looks like a maybe
+            for v, level in read:
+                if level == wanted:
+                    yield v, False
 
     def recent(self, save: Version, among: Iterable[Version] = ()) -> list[Version]:
         """Rule 3's candidates: the applied versions written before ``save`` that were current in the
@@ -236,16 +254,17 @@ class Versions:
         return before[-1:] + inside
 
     @staticmethod
-    def _read_now(version: Version, before_ns: int) -> bool:
-        """A version still held open (not displaced as far as remem knows): read before ``before_ns``?"""
+    def _read(version: Version, before_ns: int) -> int:
+        """:meth:`Version.read_in` for a read before ``before_ns``: from the open file when it is still held (the
+        file on disk as far as remem knows), else from what was recorded when it was settled."""
         with _OPEN.lock:
             if version.fd is None:
-                return version.read_before(before_ns)
+                return (2 if version.read_sure else 1) if version.read_before(before_ns) else 0
             try:
                 st = os.fstat(version.fd)
             except OSError:
-                return True
-        return version.read_in(st) and st.st_atime_ns <= before_ns
+                return 1
+        return version.read_in(st) if st.st_atime_ns <= before_ns else 0
 
     def close(self) -> None:
         for versions in self._files.values():
