@@ -47,6 +47,7 @@ class Outcome:
     hand_resurrected: int = 0
     duplicates: int = 0
     errors: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -124,10 +125,18 @@ def run(scenario: str, home: Path, adds: int, saves: int, seed: int) -> Outcome:
                 by_number.setdefault(text.split()[1], []).append(text)
         for number, texts in given.items():
             got = by_number.get(number, [])
-            if number in deleted:
-                out.hand_resurrected += bool(got)
-            elif len(got) != 1 or got[0] not in texts:
+            if number in deleted and got:
+                out.hand_resurrected += 1
+            elif number not in deleted and (len(got) != 1 or got[0] not in texts):
                 out.hand_wrong += 1
+            else:
+                continue
+            stories = [f"{r.text!r}{' (deleted)' if r.is_deleted else ''}: "
+                       + ", ".join(f"{e.event.value} {e.reason or ''}" for e in m.history(r.id, user_id="alice"))
+                       for r in m.list(user_id="alice", limit=1000, deleted=None).items
+                       if r.text.startswith(f"hand {number} ")]
+            out.details.append(f"hand {number}: gave {sorted(texts)}{' then deleted' if number in deleted else ''}; "
+                               f"live {got}; " + "; ".join(stories))
     return out
 
 
@@ -138,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adds", type=int, default=120)
     parser.add_argument("--saves", type=int, default=120)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--explain", action="store_true", help="print what went wrong with each line")
     args = parser.parse_args(argv)
     broken = False
     print(f"{'scenario':<10} {'runs':>5} {'bad runs':>9} {'agent lost':>11} {'hand wrong':>11} "
@@ -153,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             totals.hand_resurrected += o.hand_resurrected
             totals.duplicates += o.duplicates
             totals.errors += o.errors
+            if args.explain:
+                for line in o.details:
+                    print(f"  run {i}: {line}")
         broken |= bad > 0
         print(f"{scenario:<10} {args.runs:>5} {bad:>9} {totals.agent_missing:>11} {totals.hand_wrong:>11} "
               f"{totals.hand_resurrected:>12} {totals.duplicates:>11} {len(totals.errors):>7} "

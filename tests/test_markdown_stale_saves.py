@@ -186,6 +186,21 @@ def test_a_deleted_memorys_line_in_a_stale_buffer_stays_deleted(md: Memory) -> N
     assert sorted(live(md)) == ["Alice drinks orange juice", "Alice hates cilantro", "Alice loves green tea"]
 
 
+def test_an_edit_of_a_line_deleted_meanwhile_restores_it_with_the_new_text(md: Memory) -> None:
+    """The person edits a line in a buffer read before the memory was deleted: their edit wins (RESTORE with the
+    new text, by `file`), and nothing else of the save is dropped (before: "id twice" → the save was not applied)."""
+    add(md, "Alice loves green tea")
+    coffee = add(md, "Alice drinks coffee")
+    buffer = food(md).read_text(encoding="utf-8")
+    md.delete(coffee, user_id="alice")
+    save_by_rename(food(md), buffer.replace("Alice drinks coffee", "Alice drinks decaf coffee")
+                   + "- Alice hates cilantro\n")
+    [report] = sync(md, "alice")
+    assert report.problems == [] and trash(md) == []
+    assert sorted(live(md)) == ["Alice drinks decaf coffee", "Alice hates cilantro", "Alice loves green tea"]
+    assert [(e.event, e.actor) for e in md.history(coffee, user_id="alice")][-1] == (EventType.RESTORE, "file")
+
+
 def test_a_file_emptied_moments_ago_is_a_save_in_progress(md: Memory) -> None:
     """A program writing the file in place truncates it first: the empty file is not "every line deleted" while
     it is being written; an emptied file left empty is applied as deletions once it is older than that."""

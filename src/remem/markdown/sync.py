@@ -138,7 +138,8 @@ def unchanged(item: Item, base: Base) -> bool:
 def stale_copy(state: UserState, name: str, item: Item, parsed: Mapping[str, ParsedFile | None]) -> bool:
     """Whether ``item`` is a deleted memory, as it was, in a save made before it was deleted (a stale buffer):
     ``trash.md`` still holds it (not edited now) and its text is unchanged. It stays deleted — restoring is
-    moving the line out of ``trash.md``; a copy left there was an error that blocked every write of the file."""
+    moving the line out of ``trash.md``, or editing it (the person's edit wins over the deletion: RESTORE with
+    the new text). Before, the id in both files made the save "broken" and every write of the file fail."""
     record = state.records.get(item.id) if item.id is not None else None
     return (record is not None and record.is_deleted and name != TRASH_FILE and TRASH_FILE not in parsed
             and record.text == item.text)
@@ -340,7 +341,9 @@ class Syncer:
         changed = set(parsed) | set(broken)
         where: dict[str, list[tuple[str, int]]] = {}
         for r in state.records.values():
-            if file_of(r) not in changed:
+            # a deleted memory's line in an edited file while trash.md is not edited: taken out of the trash (an
+            # edited line restores it) or a stale copy (stays deleted), never "an id twice" (see stale_copy)
+            if file_of(r) not in changed and not (r.is_deleted and TRASH_FILE not in changed):
                 where.setdefault(r.id, []).append((file_of(r), 0))
         bad: dict[str, list[FileProblem]] = {}
 
