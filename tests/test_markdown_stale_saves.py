@@ -145,28 +145,51 @@ def test_an_append_in_place_is_compared_with_the_file_it_was_written_into(md: Me
     assert [(e.event, e.text) for e in report.events] == [(EventType.ADD, "Alice hates cilantro")]
 
 
-@pytest.mark.parametrize("seconds_later", [0, 6])
-def test_a_save_whose_read_left_no_trace(md: Memory, seconds_later: int) -> None:
-    """Where a read leaves no access time (noatime mounts; here a reader using O_NOATIME), a save made within
-    seconds of remem's writes is taken to be made from the version it removes the fewest memories of (remem's line
-    stays); one made later is compared with remem's last write (the line is the person's DELETE, restorable)."""
+def test_a_stale_buffer_whose_read_left_no_trace_is_compared_with_remems_last_write(md: Memory) -> None:
+    """Where a read leaves no access time (noatime mounts; here a reader using O_NOATIME), a save is compared with
+    remem's last write: the line it lacks is the person's DELETE — recorded, restorable."""
     add(md, "Alice loves green tea")
     with Folder.at(food(md).parent) as folder:
         buffer = folder.read("food.md")  # remem's own reads leave no trace
     assert buffer is not None
     juice = add(md, "Alice drinks orange juice")
     save_by_rename(food(md), buffer.decode() + "- Alice hates cilantro\n")
-    if seconds_later:
-        st = food(md).stat()
-        os.utime(food(md), ns=(st.st_atime_ns, st.st_mtime_ns + seconds_later * 1_000_000_000))
     sync(md, "alice")
-    assert "Alice hates cilantro" in live(md)
-    if not seconds_later:
-        assert trash(md) == [] and "Alice drinks orange juice" in live(md)
-        return
-    assert trash(md) == ["Alice drinks orange juice"]
+    assert "Alice hates cilantro" in live(md) and trash(md) == ["Alice drinks orange juice"]
     md.restore(juice, user_id="alice")
     assert "Alice drinks orange juice" in live(md)
+
+
+@pytest.mark.parametrize("how", ["write_text", "rename"])
+def test_a_file_written_without_reading_it_is_what_the_person_wants(md: Memory, how: str) -> None:
+    """The reviewer's deterministic cases: a file written from scratch, a backup copied back, an undo — none read
+    the file first, so none is a stale buffer: each is compared with remem's last write."""
+    add(md, "Alice loves green tea")
+    backup = food(md).read_text(encoding="utf-8")
+    add(md, "Alice likes olives")
+    add(md, "Alice cooks pasta")
+    write = (lambda text: food(md).write_text(text, encoding="utf-8")) if how == "write_text" else \
+        (lambda text: save_by_rename(food(md), text))
+    write(backup)  # `cp backup food.md`: back to tea only
+    sync(md, "alice")
+    assert live(md) == ["Alice loves green tea"] and sorted(trash(md)) == ["Alice cooks pasta", "Alice likes olives"]
+    write("# food\n")  # emptied of memories
+    sync(md, "alice")
+    assert live(md) == []
+
+
+def test_undoing_a_deletion_restores_the_memory(md: Memory) -> None:
+    tea = add(md, "Alice loves green tea")
+    add(md, "Alice likes olives")
+    before = food(md).read_text(encoding="utf-8")
+    save_by_rename(food(md), "\n".join(x for x in before.split("\n") if tea not in x))
+    sync(md, "alice")
+    assert trash(md) == ["Alice loves green tea"]
+    save_by_rename(food(md), before)  # the editor's undo, saved again
+    [report] = sync(md, "alice")
+    assert report.problems == [] and sorted(live(md)) == ["Alice likes olives", "Alice loves green tea"]
+    assert [(e.event, e.actor) for e in md.history(tea, user_id="alice")] == [
+        (EventType.ADD, "api"), (EventType.DELETE, "file"), (EventType.RESTORE, "file")]
 
 
 def test_a_deleted_memorys_line_in_a_stale_buffer_stays_deleted(md: Memory) -> None:
@@ -201,18 +224,26 @@ def test_an_edit_of_a_line_deleted_meanwhile_restores_it_with_the_new_text(md: M
     assert [(e.event, e.actor) for e in md.history(coffee, user_id="alice")][-1] == (EventType.RESTORE, "file")
 
 
-def test_a_file_emptied_moments_ago_is_a_save_in_progress(md: Memory) -> None:
-    """A program writing the file in place truncates it first: the empty file is not "every line deleted" while
-    it is being written; an emptied file left empty is applied as deletions once it is older than that."""
+def test_a_save_written_in_place_is_read_whole_and_an_emptied_file_is_applied(md: Memory) -> None:
+    """A program writing the file in place truncates it, then writes: a read in between waits for the content (no
+    "every line deleted"); a file emptied on purpose is applied as deletions."""
     tea = add(md, "Alice loves green tea")
-    food(md).write_bytes(b"")  # truncated, not written yet
-    assert live(md) == ["Alice loves green tea"]
-    add(md, "Alice drinks orange juice")  # the agent writes meanwhile
+    text = food(md).read_text(encoding="utf-8") + "- Alice hates cilantro\n"
+
+    def slow_writer() -> None:
+        with food(md).open("w", encoding="utf-8") as fh:  # truncated now
+            fh.flush()
+            time.sleep(0.08)
+            fh.write(text)
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    time.sleep(0.02)
+    assert sorted(live(md)) == ["Alice hates cilantro", "Alice loves green tea"]  # read once written
+    thread.join()
+    assert trash(md) == []
     food(md).write_bytes(b"")
-    st = food(md).stat()
-    os.utime(food(md), ns=(st.st_atime_ns, st.st_mtime_ns - 3_000_000_000))  # emptied 3 s ago, still empty
-    sync(md, "alice")
-    assert live(md) == [] and sorted(trash(md)) == ["Alice drinks orange juice", "Alice loves green tea"]
+    assert live(md) == [] and sorted(trash(md)) == ["Alice hates cilantro", "Alice loves green tea"]
     assert [e.event for e in md.history(tea, user_id="alice")] == [EventType.ADD, EventType.DELETE]
 
 

@@ -95,17 +95,17 @@ def read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-#: A file that does not end with a newline and was written less than this long ago may be a save being written in
-#: place, cut between two chunks (a reader sees it half-written): it is read again once this old.
-PARTIAL_NS = 50_000_000
+#: A save written in place is seen half-done by a reader: empty (truncated, not written yet) or cut between two
+#: chunks (no final newline). Such a file written less than this long ago is read again once this old.
+PARTIAL_NS = 200_000_000
 
 
 def read_whole(fd: int, data: bytes, st: os.stat_result) -> tuple[bytes, os.stat_result]:
-    """``data`` (read from ``fd`` with stat ``st``), or — if it looks cut short by a save still being written in
-    place (no final newline, written less than :data:`PARTIAL_NS` ago) — what ``fd`` holds once that long has
-    passed."""
+    """``data`` (read from ``fd`` with stat ``st``), or — if it looks like a save still being written in place
+    (empty, or no final newline, and written less than :data:`PARTIAL_NS` ago) — what ``fd`` holds once that long
+    has passed (a file emptied on purpose is then still empty)."""
     young = PARTIAL_NS - (time.time_ns() - st.st_mtime_ns)
-    if not data or data.endswith(b"\n") or young <= 0:
+    if data.endswith(b"\n") or young <= 0:
         return data, st
     time.sleep(min(young, PARTIAL_NS) / 1e9)
     return read_steady(fd)

@@ -234,9 +234,8 @@ class UserState:
                 if st is None or folder is None:
                     out[name] = None
                     continue
-                if stamp is not None and stamp.same_stat(st) or \
-                        self.versions.truncated(st.st_size, st.st_mtime_ns):
-                    continue  # unchanged, or being written in place (read once it is written)
+                if stamp is not None and stamp.same_stat(st):
+                    continue
                 try:
                     found = folder.read_open(name)
                 except MarkdownFormatError:
@@ -245,9 +244,6 @@ class UserState:
                     out[name] = None
                     continue
                 data, fd, st = found
-                if not data and self.versions.truncated(st.st_size, st.st_mtime_ns):
-                    os.close(fd)  # emptied since the listing by a save being written in place
-                    continue
                 if stamp is not None and sha256(data) == stamp.sha:
                     os.close(fd)
                     self.stamps[name] = Stamp(stamp.sha, st.st_size, st.st_mtime_ns, st.st_ino, time.time_ns())
@@ -436,17 +432,11 @@ class UserState:
                         "it points to is untouched)", self.files / name, displaced.odd)
             return
         kept: tuple[Version, ...] = ()
-        if displaced.fd is not None and displaced.data and displaced.data != base:
+        if displaced.fd is not None and displaced.data is not None and displaced.data != base:
             # a save written in place may have been displaced half-written: read the rest it got meanwhile
             displaced.data, whole = read_whole(displaced.fd, displaced.data, os.fstat(displaced.fd))
             displaced.size, displaced.mtime_ns = whole.st_size, whole.st_mtime_ns
         st = os.fstat(displaced.fd) if displaced.fd is not None else None
-        if displaced.data == b"" and base and \
-                self.versions.truncated(displaced.size, displaced.mtime_ns):
-            # emptied in place by a save still being written: its content comes as a late write to the displaced
-            # file, compared with what it held before (the watch's base)
-            self.watches.add(name, displaced, seen=base)
-            return
         if displaced.data is not None and st is not None and displaced.data != base:
             self.versions.displaced(name, displaced.data, st)
             kept = tuple(self.versions.of(name))

@@ -66,7 +66,11 @@ ACTOR = "file"
 #: Rounds of one sync that apply the edits on disk: a person who keeps saving is caught up with by the next sync
 #: (a write waits for at most this many).
 ROUNDS = 4
-#: Rounds of one sync in all: the others each apply one displaced save, when no edit is on disk.
+#: Rounds of one sync in all, at most this many times ``rounds``: each applies the edits on disk or one displaced
+#: save; a person saving faster than a round takes makes a new displaced save each time, and a writer must not
+#: wait for them to stop (what is left is applied by the next sync, oldest first).
+ORPHAN_ROUNDS = 4
+#: Rounds of one sync in all, whatever ``rounds`` is.
 MAX_ROUNDS = 64
 #: Times the files may change again while a round applies them before the sync gives up (MarkdownConflictError).
 RETRIES = 8
@@ -115,6 +119,8 @@ class Base:
     new: list[Item] = field(default_factory=list)
     #: Lines of the save that are such a line as it was (matched once per base line by :meth:`match`).
     kept: set[int] = field(default_factory=set)
+    #: Such base lines the save no longer has (the person removed a line the sync had added).
+    dropped: list[Item] = field(default_factory=list)
 
     def match(self, pf: ParsedFile | None) -> None:
         """Find the lines of the save ``pf`` without an id that the base held as they are: already added, so not
@@ -125,6 +131,11 @@ class Base:
             if item.id is None and left[key := _key(item)] > 0:
                 left[key] -= 1
                 self.kept.add(item.line)
+        self.dropped = []
+        for item in self.new:
+            if left[key := _key(item)] > 0:
+                left[key] -= 1
+                self.dropped.append(item)
 
 
 def unchanged(item: Item, base: Base) -> bool:
@@ -133,16 +144,6 @@ def unchanged(item: Item, base: Base) -> bool:
         return item.line in base.kept
     before = base.items.get(item.id)
     return before is not None and editable(before) == editable(item)
-
-
-def stale_copy(state: UserState, name: str, item: Item, parsed: Mapping[str, ParsedFile | None]) -> bool:
-    """Whether ``item`` is a deleted memory, as it was, in a save made before it was deleted (a stale buffer):
-    ``trash.md`` still holds it (not edited now) and its text is unchanged. It stays deleted — restoring is
-    moving the line out of ``trash.md``, or editing it (the person's edit wins over the deletion: RESTORE with
-    the new text). Before, the id in both files made the save "broken" and every write of the file fail."""
-    record = state.records.get(item.id) if item.id is not None else None
-    return (record is not None and record.is_deleted and name != TRASH_FILE and TRASH_FILE not in parsed
-            and record.text == item.text)
 
 
 def as_written(record: MemoryRecord) -> Item:
@@ -212,7 +213,7 @@ class Syncer:
         report = SyncReport(user_id=user_id)
         with self.writer.user_lock(user_id):
             stale = applied = 0
-            for _ in range(MAX_ROUNDS):
+            for total in range(MAX_ROUNDS):
                 # The writer's lock excludes every other write of this user; the store's state lock is taken only
                 # around state access (never while embedding, nor while reading other users' ids). Saves are
                 # applied in the order they were written (a later one may have been made from an earlier one): a
@@ -220,7 +221,10 @@ class Syncer:
                 with self.store.state(user_id) as state:
                     edits, adopted = state.pending_edits(), state.adopted
                     orphan = None if adopted else state.next_orphan(edits)
-                if not (edits or adopted or orphan) or (orphan is None and applied == rounds):
+                if not (edits or adopted or orphan) or (orphan is None and applied == rounds) or \
+                        total == ORPHAN_ROUNDS * rounds:
+                    if orphan is not None:
+                        self._put_back(state, orphan)
                     break
                 applied += orphan is None
                 try:
@@ -275,20 +279,17 @@ class Syncer:
 
     def _made_from(self, state: UserState, pf: ParsedFile, save: Version, among: Iterable[Version]
                    ) -> Version | None:
-        """Rules 1-3 of remem.markdown.versions: the version appended to; else the newest one read before the save
-        that holds the save's ids of this file; else, among those current in the :data:`~.versions.RECENT` before
-        the save, the one from which the save removes the fewest memories (a race left no trace of the read:
-        keep rather than delete)."""
+        """Rules 1-2 of remem.markdown.versions: the version appended to; else the newest one read before the save
+        that holds the save's ids of this file (None: rule 3, what remem last wrote)."""
         name = save.name
         needed = {i.id for i in pf.items if i.id is not None and (r := state.records.get(i.id)) is not None
                   and file_of(r) == name}
         for version, certain in state.versions.bases(save, among):
+            if version.sha == save.sha and not certain:
+                continue  # a save identical to an older version is a revert to it (`cp backup`), not "no change"
             if certain or needed <= self._ids(state, version):
                 return version
-        held = {i.id for i in pf.items if i.id is not None}
-        scored = [(len(self._ids(state, v) - held), -v.order, v) for v in state.versions.recent(save, among)
-                  if needed <= self._ids(state, v)]
-        return min(scored, key=lambda x: x[:2])[2] if scored else None
+        return None
 
     def _ids(self, state: UserState, version: Version) -> frozenset[str]:
         if version.ids is None:
@@ -341,8 +342,8 @@ class Syncer:
         changed = set(parsed) | set(broken)
         where: dict[str, list[tuple[str, int]]] = {}
         for r in state.records.values():
-            # a deleted memory's line in an edited file while trash.md is not edited: taken out of the trash (an
-            # edited line restores it) or a stale copy (stays deleted), never "an id twice" (see stale_copy)
+            # a deleted memory's line in an edited file while trash.md is not edited: taken out of the trash (a
+            # RESTORE, as moving the line), never "an id twice"; one the person's base held is unchanged (stays)
             if file_of(r) not in changed and not (r.is_deleted and TRASH_FILE not in changed):
                 where.setdefault(r.id, []).append((file_of(r), 0))
         bad: dict[str, list[FileProblem]] = {}
@@ -353,7 +354,7 @@ class Syncer:
         unknown: dict[str, tuple[str, int]] = {}
         for name, pf in parsed.items():
             for item in pf.items if pf else []:
-                if name in bases and unchanged(item, bases[name]) or stale_copy(state, name, item, parsed):
+                if name in bases and unchanged(item, bases[name]):
                     continue
                 self._check_item(name, item, problem)
                 if item.id is not None:
@@ -399,8 +400,6 @@ class Syncer:
             removed |= {i for i in bases[name].items if i not in ids} if name in bases else set()
             for item in pf.items if pf else []:
                 seen.add(item.id or "")
-                if stale_copy(state, name, item, parsed):
-                    continue  # a memory deleted since the person's buffer was read: stays deleted
                 same = spare.get((name, item.text)) if item.id is None else None
                 if name in bases and unchanged(item, bases[name]):
                     if same:  # a line of the base without id (remem has given it one since): that memory
@@ -426,6 +425,10 @@ class Syncer:
                                                     reason=f"added in {where}", snapshot=record))
                 elif editable(item) != self.written(old) or old.is_deleted != trash:
                     self._edit(plan, old, item, trash, now, where, before=old)
+        for name, base in bases.items():  # a line the base had without id, gone from the save: that memory
+            for item in base.dropped:
+                if same := spare.get((name, item.text)):
+                    removed.add(same.pop(0))
         for r in state.records.values():
             name = file_of(r)
             if name in bases or r.id in removed:

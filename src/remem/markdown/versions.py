@@ -13,29 +13,30 @@ read by someone else: a person's editor. Only versions the store holds (remem wr
 them) can be a base; a version counts from the moment it was under the file's name. The base of a save is
 
 1. the version it was appended to (written in place, starting with that version's content: ``>>``, ``open("a")``);
-2. else the newest version that was under the name and read before the save was written, and that holds every
-   memory id of the save that belongs in this file (a person's buffer holds no id given after they read the file);
-3. else — no read left a trace (a ``noatime`` mount, a read in the same clock tick) — among the versions that were
-   current in the :data:`RECENT` seconds before the save, the one the save removes the fewest memories of (keep
-   rather than delete);
-4. else what remem last wrote or accepted there (for a displaced save: what it expected there).
+2. else the newest version that was under the name and read before the save was written (a person's own earlier
+   save counts as read: it was in their buffer), and that holds every
+   memory id of the save that belongs in this file (a person's buffer holds no id given after they read the file)
+   and is not the save itself (a save identical to an older version is a revert to it: ``cp backup food.md``);
+3. else — no read left a trace: a program that writes the file without reading it (``cp backup food.md``,
+   ``git checkout``, a script), a ``noatime`` mount — what remem last wrote or accepted there (for a displaced
+   save: what it expected there).
 
 Versions are kept per file, the last :data:`KEEP` (content, inode, modification time, first read once known).
 While a version may still be read — it is the file on disk as far as remem knows — a descriptor stays open on it
 (at most :data:`MAX_OPEN` in the process; one closed early counts as read).
 
 Limits, stated: a file written in place by an editor keeps one access time for two contents, so a read of the
-person's own in-place save shortly after writing it can be taken for a read of the version under it; rule 3 keeps
-a line a person deleted seconds after remem wrote it where no read left a trace (delete it again); saves applied
-out of the person's order are possible when a save is displaced and a newer one made from a version read before
-it (the history records each as the person's change, nothing is erased).
+person's own in-place save shortly after writing it can be taken for a read of the version under it; a stale
+buffer whose read left no trace (same clock tick, ``noatime``) is compared with remem's last write (a line it
+lacks is the person's DELETE, restorable); saves applied out of the person's order are possible when a save is
+displaced and a newer one made from a version read before it (the history records each as the person's change,
+nothing is erased).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -50,12 +51,6 @@ KEEP_BYTES = 16 << 20
 MAX_OPEN = 256
 #: ``read_ns`` of a version whose descriptor was closed before it was displaced: taken as read.
 UNKNOWN = 0
-#: An empty file emptied less than this long ago is being written in place (an editor or program truncates,
-#: then writes): it is not read as "every line deleted" meanwhile (an emptied file is applied once older).
-IN_PROGRESS_NS = 2_000_000_000
-#: Rule 3's window: versions current this long before a save (nanoseconds).
-RECENT = 5_000_000_000
-
 
 @dataclass(eq=False)
 class Version:
@@ -83,6 +78,8 @@ class Version:
     inplace_of: Version | None = field(default=None, repr=False)
     #: Whether the store holds what it says: remem wrote it, or the sync applied it (only those can be a base).
     applied: bool = False
+    #: Written by the person (found on disk or displaced), not by remem: it was in their buffer when they saved it.
+    person: bool = False
 
     def read_in(self, st: os.stat_result) -> int:
         """Whether its file's stat says someone read this content: 2, surely (the access time moved and the file
@@ -166,7 +163,7 @@ class Versions:
                 last.applied = last.applied or applied
                 return last
         version = self._new(name, data, st, None)
-        version.applied = applied
+        version.applied, version.person = applied, since_ns is None
         if since_ns is not None:
             version.since_ns = since_ns
         for v in versions:
@@ -180,6 +177,7 @@ class Versions:
         """Record a content found displaced from ``name`` (a save remem's write replaced): no longer readable by
         name, so whether it was read is known now. It is not the file on disk: held descriptors stay."""
         version = self._new(name, data, st, read_ns_of(st))
+        version.person = True
         self._keep(self._files.setdefault(name, []), version)
         return version
 
@@ -200,12 +198,6 @@ class Versions:
             dropped = versions.pop(0)
             size -= len(dropped.data)
             _OPEN.settle(dropped)
-
-    @staticmethod
-    def truncated(size: int, mtime_ns: int) -> bool:
-        """Whether a file (its size and modification time) was emptied moments ago: a save in progress (a program
-        writing the file in place truncates it first), not yet "every line deleted" (see :data:`IN_PROGRESS_NS`)."""
-        return size == 0 and mtime_ns > time.time_ns() - IN_PROGRESS_NS
 
     def gone(self, name: str) -> None:
         """``name`` was removed: its versions can no longer be read."""
@@ -244,19 +236,12 @@ class Versions:
                 if level == wanted:
                     yield v, False
 
-    def recent(self, save: Version, among: Iterable[Version] = ()) -> list[Version]:
-        """Rule 3's candidates: the applied versions written before ``save`` that were current in the
-        :data:`RECENT` before it (those written in it, and the one before them)."""
-        older = sorted((v for v in self.of(save.name, among) if v is not save and v.applied
-                        and v.since_ns <= save.mtime_ns), key=lambda v: (v.since_ns, v.order))
-        inside = [v for v in older if v.since_ns >= save.mtime_ns - RECENT]
-        before = older[:len(older) - len(inside)]
-        return before[-1:] + inside
-
     @staticmethod
     def _read(version: Version, before_ns: int) -> int:
         """:meth:`Version.read_in` for a read before ``before_ns``: from the open file when it is still held (the
         file on disk as far as remem knows), else from what was recorded when it was settled."""
+        if version.person:  # the person's own save was in their buffer: as good as read when written
+            return 2 if version.mtime_ns <= before_ns else 0
         with _OPEN.lock:
             if version.fd is None:
                 return (2 if version.read_sure else 1) if version.read_before(before_ns) else 0
