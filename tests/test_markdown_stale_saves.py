@@ -241,10 +241,13 @@ def test_a_save_written_in_place_is_read_whole_and_an_emptied_file_is_applied(md
     time.sleep(0.02)
     assert sorted(live(md)) == ["Alice hates cilantro", "Alice loves green tea"]  # read once written
     thread.join()
-    assert trash(md) == []
-    food(md).write_bytes(b"")
-    assert live(md) == [] and sorted(trash(md)) == ["Alice hates cilantro", "Alice loves green tea"]
-    assert [e.event for e in md.history(tea, user_id="alice")] == [EventType.ADD, EventType.DELETE]
+    assert trash(md) == [] and [e.event for e in md.history(tea, user_id="alice")] == [EventType.ADD]
+    bob = md.add("Bob loves coffee", user_id="bob", categories=["food"]).events[0].memory_id
+    md.add("Bob eats rice", user_id="bob", categories=["food"])
+    path = markdown_store(md).user_path("bob") / "food.md"
+    path.write_bytes(b"")  # emptied on purpose (without reading it)
+    assert [r.text for r in md.list(user_id="bob").items] == []
+    assert [e.event for e in md.history(bob, user_id="bob")] == [EventType.ADD, EventType.DELETE]
 
 
 @pytest.mark.parametrize("mode", ["rename", "in place"])

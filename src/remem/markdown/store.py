@@ -177,7 +177,12 @@ class MarkdownStore:
         from .sync import Syncer
 
         self._syncer = Syncer(writer, self)
-        return self.sync
+        return self._writer_step
+
+    def _writer_step(self, user_id: str) -> SyncReport | None:
+        """What the writer runs when it takes a user's lock: the edits on disk, and a bounded number of displaced
+        saves (a person saving faster than a sync round does not hold the write up; the rest come next)."""
+        return self.sync(user_id, drain=False)
 
     def _busy(self) -> set[str]:
         busy: set[str] | None = getattr(self._local, "busy", None)
@@ -185,17 +190,18 @@ class MarkdownStore:
             busy = self._local.busy = set()
         return busy
 
-    def sync(self, user_id: str, *, rounds: int | None = None) -> SyncReport | None:
+    def sync(self, user_id: str, *, rounds: int | None = None, drain: bool = True) -> SyncReport | None:
         """Apply the user's hand edits now (None when this thread is already syncing that user, or no writer is
-        bound); ``rounds``: of applying the edits on disk (:data:`remem.markdown.sync.ROUNDS`). Raises what the
+        bound); ``rounds``: of applying the edits on disk (:data:`remem.markdown.sync.ROUNDS`); ``drain``: every
+        displaced save too (else a bounded number, see :data:`remem.markdown.sync.ORPHAN_ROUNDS`). Raises what the
         write path raises."""
         busy = self._busy()
         if self._syncer is None or user_id in busy:
             return None
         busy.add(user_id)
         try:
-            report: SyncReport = (self._syncer.sync(user_id) if rounds is None
-                                  else self._syncer.sync(user_id, rounds=rounds))
+            report: SyncReport = (self._syncer.sync(user_id, drain=drain) if rounds is None
+                                  else self._syncer.sync(user_id, rounds=rounds, drain=drain))
             return report
         finally:
             busy.discard(user_id)
@@ -260,11 +266,11 @@ class MarkdownStore:
                 else:
                     committed, orphans = True, bool(state.orphans)
             if not committed:
-                self.sync(user_id, rounds=1)  # what is on disk now; newer saves are synced by the next attempt
+                self.sync(user_id, rounds=1, drain=False)  # what is on disk now; newer saves: the next attempt
                 continue
             if orphans and self._can_sync(user_id):
                 try:
-                    self.sync(user_id, rounds=1)
+                    self.sync(user_id, rounds=1, drain=False)
                 except RememError as exc:  # kept: the next sync applies them
                     log.warning("markdown store: could not apply a save displaced by a write yet (%s: %s)",
                                 type(exc).__name__, exc.code)

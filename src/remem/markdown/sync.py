@@ -206,10 +206,12 @@ class Syncer:
     def holds_lock(self, user_id: str) -> bool:
         return self.writer.locks.held(user_id)
 
-    def sync(self, user_id: str, *, rounds: int = ROUNDS) -> SyncReport:
+    def sync(self, user_id: str, *, rounds: int = ROUNDS, drain: bool = False) -> SyncReport:
         """Apply the user's edited files (see the module docstring); the report lists what was applied and every
         file still left unapplied. Raises what the write path raises (the edits stay on disk, unapplied), and
-        MarkdownConflictError when a file changed again during each of :data:`RETRIES` attempts to apply it."""
+        MarkdownConflictError when a file changed again during each of :data:`RETRIES` attempts to apply it.
+        ``drain``: apply every displaced save (up to :data:`MAX_ROUNDS` rounds), not :data:`ORPHAN_ROUNDS` times
+        ``rounds`` (what a write waits for)."""
         report = SyncReport(user_id=user_id)
         with self.writer.user_lock(user_id):
             stale = applied = 0
@@ -222,7 +224,7 @@ class Syncer:
                     edits, adopted = state.pending_edits(), state.adopted
                     orphan = None if adopted else state.next_orphan(edits)
                 if not (edits or adopted or orphan) or (orphan is None and applied == rounds) or \
-                        total == ORPHAN_ROUNDS * rounds:
+                        (total == ORPHAN_ROUNDS * rounds and not drain):
                     if orphan is not None:
                         self._put_back(state, orphan)
                     break

@@ -13,8 +13,7 @@ read by someone else: a person's editor. Only versions the store holds (remem wr
 them) can be a base; a version counts from the moment it was under the file's name. The base of a save is
 
 1. the version it was appended to (written in place, starting with that version's content: ``>>``, ``open("a")``);
-2. else the newest version that was under the name and read before the save was written (a person's own earlier
-   save counts as read: it was in their buffer), and that holds every
+2. else the newest version that was under the name and read before the save was written, and that holds every
    memory id of the save that belongs in this file (a person's buffer holds no id given after they read the file)
    and is not the save itself (a save identical to an older version is a revert to it: ``cp backup food.md``);
 3. else — no read left a trace: a program that writes the file without reading it (``cp backup food.md``,
@@ -78,8 +77,6 @@ class Version:
     inplace_of: Version | None = field(default=None, repr=False)
     #: Whether the store holds what it says: remem wrote it, or the sync applied it (only those can be a base).
     applied: bool = False
-    #: Written by the person (found on disk or displaced), not by remem: it was in their buffer when they saved it.
-    person: bool = False
 
     def read_in(self, st: os.stat_result) -> int:
         """Whether its file's stat says someone read this content: 2, surely (the access time moved and the file
@@ -163,7 +160,7 @@ class Versions:
                 last.applied = last.applied or applied
                 return last
         version = self._new(name, data, st, None)
-        version.applied, version.person = applied, since_ns is None
+        version.applied = applied
         if since_ns is not None:
             version.since_ns = since_ns
         for v in versions:
@@ -177,7 +174,6 @@ class Versions:
         """Record a content found displaced from ``name`` (a save remem's write replaced): no longer readable by
         name, so whether it was read is known now. It is not the file on disk: held descriptors stay."""
         version = self._new(name, data, st, read_ns_of(st))
-        version.person = True
         self._keep(self._files.setdefault(name, []), version)
         return version
 
@@ -240,8 +236,6 @@ class Versions:
     def _read(version: Version, before_ns: int) -> int:
         """:meth:`Version.read_in` for a read before ``before_ns``: from the open file when it is still held (the
         file on disk as far as remem knows), else from what was recorded when it was settled."""
-        if version.person:  # the person's own save was in their buffer: as good as read when written
-            return 2 if version.mtime_ns <= before_ns else 0
         with _OPEN.lock:
             if version.fd is None:
                 return (2 if version.read_sure else 1) if version.read_before(before_ns) else 0
