@@ -136,7 +136,6 @@ class Displaced:
     fd: int | None = None
     size: int = -1
     mtime_ns: int = -1
-    ino: int = -1
     odd: str | None = None
 
 
@@ -389,7 +388,7 @@ class Folder:
     @staticmethod
     def _watchable(fd: int) -> Displaced:
         data, st = read_steady(fd)
-        return Displaced(data=data, fd=fd, size=st.st_size, mtime_ns=st.st_mtime_ns, ino=st.st_ino)
+        return Displaced(data=data, fd=fd, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
     def fsync(self) -> None:
         os.fsync(self.fd)

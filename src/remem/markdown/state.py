@@ -414,7 +414,8 @@ class UserState:
                         installed = time.time_ns()
                         self.stamps[name] = temp.stamp
                         self._displaced(name, bases[name], displaced)
-                        self.versions.add(name, data, temp.st, fd=temp.fd, applied=True, since_ns=installed)
+                        self.versions.add(name, data, temp.st, fd=temp.fd, applied=True, since_ns=installed,
+                                          sha=temp.stamp.sha)
                     self.broken.pop(name, None)
             finally:
                 for temp in temps.values():

@@ -146,7 +146,7 @@ class Versions:
         self._order = 0
 
     def add(self, name: str, data: bytes, st: os.stat_result, *, fd: int | None = None,
-            applied: bool = False, since_ns: int | None = None) -> Version:
+            applied: bool = False, since_ns: int | None = None, sha: str | None = None) -> Version:
         """Record ``data`` as ``name``'s content on disk now (``fd``: a descriptor on it, owned from now on, kept
         while it may be read); the versions it displaced are settled. A content seen before (same inode, size
         and modification time) is not recorded twice."""
@@ -159,7 +159,7 @@ class Versions:
                     os.close(fd)
                 last.applied = last.applied or applied
                 return last
-        version = self._new(name, data, st, None)
+        version = self._new(name, data, st, None, sha)
         version.applied = applied
         if since_ns is not None:
             version.since_ns = since_ns
@@ -177,9 +177,10 @@ class Versions:
         self._keep(self._files.setdefault(name, []), version)
         return version
 
-    def _new(self, name: str, data: bytes, st: os.stat_result, read_ns: int | None) -> Version:
+    def _new(self, name: str, data: bytes, st: os.stat_result, read_ns: int | None, sha: str | None = None
+             ) -> Version:
         self._order += 1
-        version = Version(name, data, st.st_ino, st.st_mtime_ns, self._order, sha=sha256(data), read_ns=read_ns,
+        version = Version(name, data, st.st_ino, st.st_mtime_ns, self._order, sha=sha or sha256(data), read_ns=read_ns,
                           unread_ns=min(st.st_atime_ns, st.st_mtime_ns), since_ns=st.st_mtime_ns)
         # an inode still held open cannot have been reused: the same number is the same file, written in place
         version.inplace_of = next((v for v in reversed(self._files.get(name, []))
